@@ -1,0 +1,868 @@
+"""Case files (YAML) and dicts -> a validated :class:`~pgverify.model.Case`.
+
+The YAML text is *composed* (PyYAML's ``compose``: a tree of nodes with line
+numbers, no Python objects constructed, no tags executed), so every problem can
+be reported with its line, and duplicate keys are caught.  Values are read as
+text and parsed by the safe expression language of :mod:`pgverify.expr`.
+
+All problems of a file are collected and raised together as one
+:class:`~pgverify.errors.CaseFileError`.  The contract is ``case-format.md``
+(version 1); ``docs/case-format.md`` documents it for users.
+"""
+from __future__ import annotations
+
+import keyword
+import random
+from pathlib import Path
+from typing import Any, Mapping
+
+import sympy
+import yaml
+
+from .errors import CaseFileError, ExpressionError, PgVerifyError, Problem
+from .expr import FUNCTIONS, exact_number, parse_expression
+from .model import DETERMINISTIC_ACTION, Case
+
+__all__ = ["load_case", "case_from_yaml", "case_from_dict", "revalidate_at", "parse_point_value"]
+
+TOP_KEYS = (
+    "name", "description", "parameters", "constants", "states", "terminal", "actions",
+    "start", "discount", "horizon", "policy", "transitions", "rewards",
+)
+RESERVED = set(FUNCTIONS) | {"pi", "a", "default"}
+ZERO = sympy.Integer(0)
+ONE = sympy.Integer(1)
+
+
+# ---------------------------------------------------------------------------
+# A located tree: both YAML nodes and plain Python data become Nodes.
+# ---------------------------------------------------------------------------
+class Node:
+    """A value with its place: ``kind`` is 'map', 'seq' or 'scalar'."""
+
+    __slots__ = ("kind", "value", "line", "text", "tag")
+
+    def __init__(self, kind, value, line=None, text=None, tag=None):
+        self.kind = kind
+        self.value = value  # map: list[(Node, Node)]; seq: list[Node]; scalar: python value
+        self.line = line
+        self.text = text  # scalar: the text as written (YAML) or None
+        self.tag = tag
+
+    @property
+    def is_null(self):
+        return self.kind == "scalar" and (self.value is None)
+
+    def name(self) -> str:
+        """The scalar as a name (state, action): the text as written."""
+        if self.text is not None:
+            return self.text
+        return str(self.value)
+
+    def shown(self) -> str:
+        if self.kind == "scalar":
+            return self.text if self.text is not None else str(self.value)
+        if self.kind == "map":
+            return "{...}"
+        return "[...]"
+
+
+def _from_yaml_node(node) -> Node:
+    line = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        return Node("map", [(_from_yaml_node(k), _from_yaml_node(v)) for k, v in node.value], line)
+    if isinstance(node, yaml.SequenceNode):
+        return Node("seq", [_from_yaml_node(v) for v in node.value], line)
+    tag = node.tag.rsplit(":", 1)[-1]
+    value: Any = node.value
+    if tag == "null":
+        value = None
+    return Node("scalar", value, line, text=node.value, tag=tag)
+
+
+def _from_python(value) -> Node:
+    if isinstance(value, Mapping):
+        return Node("map", [(_from_python(k), _from_python(v)) for k, v in value.items()])
+    if isinstance(value, (list, tuple)):
+        return Node("seq", [_from_python(v) for v in value])
+    return Node("scalar", value, text=None, tag="python")
+
+
+# ---------------------------------------------------------------------------
+# Entry points
+# ---------------------------------------------------------------------------
+def load_case(path) -> Case:
+    """Read, parse and validate a case file.
+
+    Raises
+    ------
+    CaseFileError
+        With every problem found, each with its line and key.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CaseFileError([Problem("file not found", hint="Check the path")], path=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CaseFileError([Problem(f"cannot read the file ({exc})")], path=str(path)) from None
+    return case_from_yaml(text, source=str(path))
+
+
+def case_from_yaml(text: str, *, source: str | None = None) -> Case:
+    """Parse and validate a case from YAML text (``source`` is used in messages)."""
+    try:
+        tree = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        msg = f"not valid YAML: {exc.problem or exc.context}"
+        raise CaseFileError([Problem(msg, line=line, hint="Fix the YAML syntax")], path=source) from None
+    except yaml.YAMLError as exc:
+        raise CaseFileError([Problem(f"not valid YAML: {exc}")], path=source) from None
+    if tree is None:
+        raise CaseFileError([Problem("the file is empty", hint="A case needs at least name, states, "
+                                     "start, policy and transitions")], path=source)
+    return _Builder(_from_yaml_node(tree), source).build()
+
+
+def case_from_dict(data: Mapping, *, source: str | None = None) -> Case:
+    """Validate a case given as a dict with the fields of a case file."""
+    return _Builder(_from_python(data), source).build()
+
+
+def parse_point_value(text, constants=None) -> sympy.Expr:
+    """An exact parameter value from text (``"1/2"``, ``"0.5"``, ``"2 - sqrt(2)"``) or a number."""
+    if isinstance(text, sympy.Basic):
+        value = text
+    else:
+        value = parse_expression(text, constants or {}) if isinstance(text, str) else exact_number(text)
+    if value.free_symbols:
+        raise ExpressionError("a parameter value must be a number", str(text))
+    if not value.is_real and value.is_real is not None:
+        raise ExpressionError("a parameter value must be real", str(text))
+    return value
+
+
+def revalidate_at(case: Case, values: Mapping) -> Case:
+    """The case at a new point, with the point-dependent checks run again."""
+    point = dict(case.point)
+    problems = []
+    names = {p.name: p for p in case.parameters}
+    for key, value in values.items():
+        name = key.name if isinstance(key, sympy.Symbol) else str(key)
+        if name not in names:
+            problems.append(Problem(f"unknown parameter {name!r}", key="at", given=str(value),
+                                    hint=f"Parameters of {case.name}: {', '.join(names) or 'none'}"))
+            continue
+        try:
+            point[names[name]] = parse_point_value(value, case.constants)
+        except ExpressionError as exc:
+            problems.append(Problem(exc.reason, key=f"at.{name}", given=exc.text, hint=exc.hint))
+    if problems:
+        raise CaseFileError(problems, path=case.source)
+    new = case.with_(point=point)
+    problems = check_at_point(new)
+    if problems:
+        raise CaseFileError(problems, path=case.source)
+    return new
+
+
+# ---------------------------------------------------------------------------
+# The builder
+# ---------------------------------------------------------------------------
+class _Builder:
+    def __init__(self, root: Node, source: str | None):
+        self.root = root
+        self.source = source
+        self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
+        self.lines: dict[str, int | None] = {}  # key path -> line, for point checks
+
+    # -- reporting ------------------------------------------------------------
+    def err(self, key, node: Node | None, message, given=None, hint=None):
+        line = node.line if node is not None else None
+        if given is None and node is not None and node.kind == "scalar":
+            given = node.shown()
+        self.problems.append(Problem(message, key=key, line=line, given=given, hint=hint))
+
+    def mapping(self, node: Node, key: str, what: str) -> list[tuple[str, Node, Node]] | None:
+        """The entries of a mapping node as (name, key node, value node); duplicates reported."""
+        if node.kind != "map":
+            self.err(key, node, f"expected a mapping ({what})", given=node.shown())
+            return None
+        seen: dict[str, int | None] = {}
+        out = []
+        for k, v in node.value:
+            if k.kind != "scalar" or k.is_null:
+                self.err(key, k, "a key must be a plain name")
+                continue
+            name = k.name()
+            if name in seen:
+                self.err(f"{key}.{name}" if key else name, k, f"duplicate key {name!r}",
+                         hint=f"It is first given on line {seen[name]}" if seen[name] else None)
+                continue
+            seen[name] = k.line
+            out.append((name, k, v))
+        return out
+
+    def expr(self, node: Node, key: str, names: Mapping[str, sympy.Expr], context: str = ""):
+        if node.kind != "scalar" or node.is_null:
+            self.err(key, node, "expected a number or an expression", given=node.shown())
+            return None
+        value = node.value
+        try:
+            if isinstance(value, sympy.Basic):
+                bad = {s for s in value.free_symbols if s not in set(names.values())}
+                if bad:
+                    raise ExpressionError(f"unknown symbol(s) {', '.join(sorted(map(str, bad)))}", str(value))
+                return sympy.sympify(value)  # already a sympy object from Python code
+            if isinstance(value, str) or node.text is not None:
+                text = node.text if node.text is not None else value
+                return parse_expression(text, names, context=context)
+            return exact_number(value)
+        except ExpressionError as exc:
+            self.err(key, node, exc.reason, given=exc.text, hint=exc.hint)
+            return None
+
+    # -- the build ------------------------------------------------------------
+    def build(self) -> Case:
+        root = self.root
+        entries = self.mapping(root, "", "the case")
+        if entries is None:
+            raise CaseFileError(self.problems, path=self.source)
+        top = {}
+        for name, knode, vnode in entries:
+            if name not in TOP_KEYS:
+                self.err(name, knode, f"unknown field {name!r}", given=name,
+                         hint=f"Fields of a case: {', '.join(TOP_KEYS)}")
+                continue
+            top[name] = vnode
+        self.top = top
+
+        name = self._name()
+        description = ""
+        if "description" in top and top["description"].kind == "scalar" and not top["description"].is_null:
+            description = str(top["description"].name())
+        constants = self._constants()
+        params, point = self._parameters(constants)
+        states, terminal = self._states()
+        form, policy_node = self._policy_form()
+        if form == "tabular":
+            params, point = self._tabular_parameters(params, point, states, terminal)
+        names = dict(constants)
+        names.update({p.name: p for p in params})
+        self.names = names
+        actions = self._actions(form, states, terminal)
+        rho0 = self._start(states, names)
+        gamma = self._discount(names)
+        horizon = self._horizon()
+        pi, mu = self._policy(form, policy_node, states, terminal, actions, params, names)
+        a_sym = sympy.Symbol("a", real=True) if form == "deterministic" else None
+        P, P_of_a = self._transitions(form, states, terminal, actions, names, a_sym, mu)
+        pi_sym = sympy.Symbol("pi", positive=True)
+        r, r_of_a, r_written = self._rewards(form, states, terminal, actions, names, a_sym, mu, pi, P, pi_sym)
+
+        if self.problems:
+            raise CaseFileError(self.problems, path=self.source)
+
+        case = Case(
+            name=name, description=description, states=tuple(states), terminal=frozenset(terminal),
+            actions=actions, rho0=rho0, pi=pi, P=P, r=r, gamma=gamma, horizon=horizon,
+            parameters=tuple(params), point=point, policy_form=form, constants=constants,
+            mu=mu, action_symbol=a_sym, P_of_a=P_of_a, r_of_a=r_of_a, r_written=r_written,
+            pi_symbol=pi_sym, source=self.source,
+        )
+        self._check_sums(case)
+        self._check_parameter_use(case, r_written, P_of_a, r_of_a)
+        if self.problems:
+            raise CaseFileError(self.problems, path=self.source)
+        self.problems.extend(check_at_point(case, self.lines))
+        if self.problems:
+            raise CaseFileError(self.problems, path=self.source)
+        return case.with_(warnings=tuple(self.warnings))
+
+    # -- fields -----------------------------------------------------------------
+    def _name(self) -> str:
+        node = self.top.get("name")
+        if node is None:
+            self.err("name", None, "the field 'name' is required", hint="Add e.g. 'name: my-case'")
+            return "unnamed"
+        if node.kind != "scalar" or node.is_null or not node.name().strip():
+            self.err("name", node, "the name must be a non-empty text")
+            return "unnamed"
+        return node.name()
+
+    def _constants(self) -> dict:
+        out: dict[str, sympy.Expr] = {}
+        node = self.top.get("constants")
+        if node is None or node.is_null:
+            return out
+        for name, knode, vnode in self.mapping(node, "constants", "name -> value") or []:
+            if not self._check_identifier(name, "constants", knode):
+                continue
+            value = self.expr(vnode, f"constants.{name}", out, context="in a constant (only numbers "
+                              "and earlier constants)")
+            if value is not None:
+                out[name] = value
+        return out
+
+    def _check_identifier(self, name, where, node) -> bool:
+        if not name.isidentifier() or keyword.iskeyword(name):
+            self.err(f"{where}.{name}", node, f"{name!r} is not a valid name",
+                     hint="Use letters, digits and _, starting with a letter")
+            return False
+        if name in RESERVED:
+            self.err(f"{where}.{name}", node, f"{name!r} is a reserved name",
+                     hint=f"Reserved: {', '.join(sorted(RESERVED))}")
+            return False
+        return True
+
+    def _parameters(self, constants):
+        params, point = [], {}
+        node = self.top.get("parameters")
+        if node is None or node.is_null:
+            return params, point
+        for name, knode, vnode in self.mapping(node, "parameters", "name -> value at the point") or []:
+            if not self._check_identifier(name, "parameters", knode):
+                continue
+            if name in constants:
+                self.err(f"parameters.{name}", knode, f"{name!r} is both a parameter and a constant")
+                continue
+            if vnode.is_null:
+                self.err(f"parameters.{name}", vnode, "a parameter needs a value (the point where "
+                         "numbers are checked)", hint=f"Write e.g. '{name}: 1/2'")
+                continue
+            value = self.expr(vnode, f"parameters.{name}", constants, context="in a parameter value")
+            sym = sympy.Symbol(name, real=True)
+            self.lines[f"parameters.{name}"] = knode.line
+            if value is not None:
+                if not value.is_real:
+                    self.err(f"parameters.{name}", vnode, "a parameter value must be a real number")
+                    continue
+                params.append(sym)
+                point[sym] = value
+        return params, point
+
+    def _names_list(self, node: Node, key: str) -> list[tuple[str, Node]]:
+        if node.kind != "seq":
+            self.err(key, node, "expected a list of names", given=node.shown())
+            return []
+        out, seen = [], {}
+        for item in node.value:
+            if item.kind != "scalar" or item.is_null:
+                self.err(key, item, "expected a name", given=item.shown())
+                continue
+            n = item.name()
+            if n in seen:
+                self.err(key, item, f"duplicate name {n!r}",
+                         hint=f"It is first listed on line {seen[n]}" if seen[n] else None)
+                continue
+            seen[n] = item.line
+            out.append((n, item))
+        return out
+
+    def _states(self):
+        node = self.top.get("states")
+        if node is None:
+            self.err("states", None, "the field 'states' is required", hint="Add e.g. 'states: [S0, G]'")
+            return [], set()
+        states = [n for n, _ in self._names_list(node, "states")]
+        if not states and node.kind == "seq":
+            self.err("states", node, "at least one state is required")
+        terminal = set()
+        tnode = self.top.get("terminal")
+        if tnode is not None and not tnode.is_null:
+            for n, item in self._names_list(tnode, "terminal"):
+                if n not in states:
+                    self.err("terminal", item, f"unknown state {n!r}", hint=self._known("states", states))
+                else:
+                    terminal.add(n)
+        return states, terminal
+
+    @staticmethod
+    def _known(what, names):
+        shown = ", ".join(map(str, list(names)[:20])) + (", ..." if len(names) > 20 else "")
+        return f"Known {what}: {shown}"
+
+    def _policy_form(self):
+        node = self.top.get("policy")
+        if node is None:
+            self.err("policy", None, "the field 'policy' is required")
+            return "explicit", None
+        if node.kind == "map":
+            keys = [k.name() for k, _ in node.value if k.kind == "scalar"]
+            if keys == ["softmax"]:
+                inner = node.value[0][1]
+                if inner.kind == "scalar" and inner.name() == "tabular":
+                    return "tabular", inner
+                return "softmax", inner
+            if keys == ["deterministic"]:
+                return "deterministic", node.value[0][1]
+            if "softmax" in keys or "deterministic" in keys:
+                self.err("policy", node, "'softmax' or 'deterministic' must be the only key of policy")
+        return "explicit", node
+
+    def _tabular_parameters(self, params, point, states, terminal):
+        declared = {p.name: p for p in params}
+        acts = self._raw_actions(states, terminal)
+        out = list(params)
+        for s in states:
+            if s in terminal:
+                continue
+            for a in acts.get(s, []):
+                pname = f"theta_{s}_{a}"
+                if pname in declared:
+                    continue
+                sym = sympy.Symbol(pname, real=True)
+                out.append(sym)
+                point[sym] = ZERO
+                declared[pname] = sym
+        return out, point
+
+    def _raw_actions(self, states, terminal) -> dict[str, list[str]]:
+        """Actions per non-terminal state, as declared (problems reported once, in _actions)."""
+        node = self.top.get("actions")
+        nonterminal = [s for s in states if s not in terminal]
+        if node is None or node.is_null:
+            return {}
+        if node.kind == "seq":
+            names = [item.name() for item in node.value if item.kind == "scalar" and not item.is_null]
+            names = list(dict.fromkeys(names))
+            return {s: names for s in nonterminal}
+        if node.kind == "map":
+            out = {}
+            for k, v in node.value:
+                if k.kind == "scalar" and v.kind == "seq":
+                    out[k.name()] = list(dict.fromkeys(i.name() for i in v.value if i.kind == "scalar"))
+            return out
+        return {}
+
+    def _actions(self, form, states, terminal) -> dict[str, tuple]:
+        nonterminal = [s for s in states if s not in terminal]
+        node = self.top.get("actions")
+        if form == "deterministic":
+            if node is not None:
+                self.err("actions", node, "a deterministic policy has no action list (its action is "
+                         "the real number a = mu(state))", hint="Remove 'actions'")
+            return {s: (DETERMINISTIC_ACTION,) for s in nonterminal}
+        if node is None or node.is_null:
+            self.err("actions", None, "the field 'actions' is required",
+                     hint="Add e.g. 'actions: [left, right]'")
+            return {s: () for s in nonterminal}
+        if node.kind == "seq":
+            names = tuple(n for n, _ in self._names_list(node, "actions"))
+            if not names:
+                self.err("actions", node, "at least one action is required")
+            return {s: names for s in nonterminal}
+        out = {}
+        for s, knode, vnode in self.mapping(node, "actions", "state -> list of actions") or []:
+            if s not in states:
+                self.err(f"actions.{s}", knode, f"unknown state {s!r}", hint=self._known("states", states))
+                continue
+            if s in terminal:
+                self.err(f"actions.{s}", knode, f"terminal state {s!r} has no actions",
+                         hint="Remove it from 'actions'")
+                continue
+            names = tuple(n for n, _ in self._names_list(vnode, f"actions.{s}"))
+            if not names and vnode.kind == "seq":
+                self.err(f"actions.{s}", vnode, "at least one action is required")
+            out[s] = names
+        for s in nonterminal:
+            if s not in out:
+                self.err("actions", node, f"non-terminal state {s!r} has no action list",
+                         hint=f"Add '{s}: [...]' under actions, or list it as terminal")
+                out[s] = ()
+        return out
+
+    def _start(self, states, names):
+        node = self.top.get("start")
+        if node is None:
+            self.err("start", None, "the field 'start' is required", hint="Add e.g. 'start: S0'")
+            return {}
+        if node.kind == "scalar" and not node.is_null:
+            s = node.name()
+            if s not in states:
+                self.err("start", node, f"unknown state {s!r}", hint=self._known("states", states))
+                return {}
+            self.lines["start"] = node.line
+            return {s: ONE}
+        out = {}
+        for s, knode, vnode in self.mapping(node, "start", "state -> probability") or []:
+            if s not in states:
+                self.err(f"start.{s}", knode, f"unknown state {s!r}", hint=self._known("states", states))
+                continue
+            value = self.expr(vnode, f"start.{s}", names)
+            self.lines[f"start.{s}"] = vnode.line
+            if value is not None and value != 0:
+                out[s] = value
+        self.lines["start"] = node.line
+        return out
+
+    def _discount(self, names):
+        node = self.top.get("discount")
+        if node is None or node.is_null:
+            return ONE
+        self.lines["discount"] = node.line
+        value = self.expr(node, "discount", names)
+        return value if value is not None else ONE
+
+    def _horizon(self):
+        node = self.top.get("horizon")
+        if node is None or node.is_null:
+            return None
+        text = node.name().strip()
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < 1 or str(value) != text.lstrip("+"):
+            self.err("horizon", node, "the horizon must be a positive integer",
+                     hint="Write e.g. 'horizon: 10', or leave it out to run until a terminal state")
+            return None
+        return value
+
+    def _policy(self, form, node, states, terminal, actions, params, names):
+        nonterminal = [s for s in states if s not in terminal]
+        pi: dict[str, dict[str, sympy.Expr]] = {s: {} for s in nonterminal}
+        mu = None
+        if node is None:
+            return pi, mu
+        if form == "tabular":
+            for s in nonterminal:
+                logits = {a: names[f"theta_{s}_{a}"] for a in actions[s] if f"theta_{s}_{a}" in names}
+                pi[s] = _softmax(logits, actions[s])
+            return pi, mu
+        if form == "deterministic":
+            mu = {}
+            for s, knode, vnode in self.mapping(node, "policy.deterministic", "state -> action") or []:
+                if s not in states:
+                    self.err(f"policy.deterministic.{s}", knode, f"unknown state {s!r}",
+                             hint=self._known("states", states))
+                    continue
+                if s in terminal:
+                    self.err(f"policy.deterministic.{s}", knode, f"terminal state {s!r} takes no action")
+                    continue
+                value = self.expr(vnode, f"policy.deterministic.{s}", names)
+                if value is not None:
+                    mu[s] = value
+            for s in nonterminal:
+                if s not in mu:
+                    self.err("policy.deterministic", node, f"no action given for state {s!r}",
+                             hint=f"Add '{s}: <expression>'")
+                pi[s] = {DETERMINISTIC_ACTION: ONE}
+            return pi, mu
+        where = "policy.softmax" if form == "softmax" else "policy"
+        rows = {}
+        for s, knode, vnode in self.mapping(node, where, "state -> action -> value") or []:
+            if s not in states:
+                self.err(f"{where}.{s}", knode, f"unknown state {s!r}", hint=self._known("states", states))
+                continue
+            if s in terminal:
+                self.err(f"{where}.{s}", knode, f"terminal state {s!r} has no actions",
+                         hint="Remove it from the policy")
+                continue
+            row = {}
+            for a, aknode, avnode in self.mapping(vnode, f"{where}.{s}", "action -> value") or []:
+                if a not in actions.get(s, ()):
+                    self.err(f"{where}.{s}.{a}", aknode, f"unknown action {a!r} in state {s!r}",
+                             hint=self._known("actions", actions.get(s, ())))
+                    continue
+                value = self.expr(avnode, f"{where}.{s}.{a}", names)
+                self.lines[f"policy.{s}.{a}"] = avnode.line
+                if value is not None:
+                    row[a] = value
+            rows[s] = row
+            self.lines[f"policy.{s}"] = knode.line
+        for s in nonterminal:
+            if s not in rows:
+                if form == "explicit":
+                    self.err("policy", node, f"no policy row for state {s!r}",
+                             hint=f"Add '{s}: {{action: probability, ...}}'")
+                rows[s] = {}
+            if form == "softmax":
+                pi[s] = _softmax(rows[s], actions[s])
+            else:
+                pi[s] = {a: v for a, v in rows[s].items() if v != 0}
+        return pi, mu
+
+    def _next_row(self, node: Node, key: str, states, names, a_sym):
+        """``next`` or ``{next: probability}`` -> dict next -> expr."""
+        local = dict(names)
+        if a_sym is not None:
+            local["a"] = a_sym
+        if node.kind == "scalar" and not node.is_null:
+            s2 = node.name()
+            if s2 not in states:
+                self.err(key, node, f"leads to undeclared state {s2!r}", hint=self._known("states", states))
+                return None
+            return {s2: ONE}
+        row = {}
+        entries = self.mapping(node, key, "next state -> probability")
+        if entries is None:
+            return None
+        for s2, knode, vnode in entries:
+            if s2 not in states:
+                self.err(f"{key}.{s2}", knode, f"leads to undeclared state {s2!r}",
+                         hint=self._known("states", states))
+                continue
+            value = self.expr(vnode, f"{key}.{s2}", local)
+            self.lines[f"{key}.{s2}"] = vnode.line
+            if value is not None and value != 0:
+                row[s2] = value
+        self.lines[key] = node.line
+        return row
+
+    def _transitions(self, form, states, terminal, actions, names, a_sym, mu):
+        nonterminal = [s for s in states if s not in terminal]
+        P = {s: {} for s in nonterminal}
+        P_of_a = None
+        node = self.top.get("transitions")
+        if node is None:
+            self.err("transitions", None, "the field 'transitions' is required")
+            return P, P_of_a
+        entries = self.mapping(node, "transitions", "state -> action -> next state") or []
+        given = {}
+        for s, knode, vnode in entries:
+            if s not in states:
+                self.err(f"transitions.{s}", knode, f"unknown state {s!r}", hint=self._known("states", states))
+                continue
+            if s in terminal:
+                self.err(f"transitions.{s}", knode, f"terminal state {s!r} is absorbing and has no "
+                         "transitions", hint="Remove it from 'transitions'")
+                continue
+            given[s] = (knode, vnode)
+        if form == "deterministic":
+            P_of_a = {}
+            for s in nonterminal:
+                if s not in given:
+                    self.err("transitions", node, f"no transition for state {s!r}")
+                    continue
+                row = self._next_row(given[s][1], f"transitions.{s}", states, names, a_sym)
+                if row is None:
+                    continue
+                P_of_a[s] = row
+                if mu is not None and s in mu:
+                    P[s] = {DETERMINISTIC_ACTION: {k: v.subs(a_sym, mu[s]) for k, v in row.items()}}
+            return P, P_of_a
+        for s in nonterminal:
+            if s not in given:
+                self.err("transitions", node, f"no transitions for state {s!r}",
+                         hint=f"Add '{s}: {{action: next_state, ...}}'")
+                continue
+            knode, vnode = given[s]
+            seen = set()
+            for a, aknode, avnode in self.mapping(vnode, f"transitions.{s}", "action -> next state") or []:
+                if a not in actions.get(s, ()):
+                    self.err(f"transitions.{s}.{a}", aknode, f"unknown action {a!r} in state {s!r}",
+                             hint=self._known("actions", actions.get(s, ())))
+                    continue
+                seen.add(a)
+                row = self._next_row(avnode, f"transitions.{s}.{a}", states, names, None)
+                if row is not None:
+                    P[s][a] = row
+            if vnode.kind == "map":
+                for a in actions.get(s, ()):
+                    if a not in seen:
+                        self.err(f"transitions.{s}", vnode, f"no transition for action {a!r}",
+                                 hint=f"Add '{a}: <next state>'")
+        return P, P_of_a
+
+    def _rewards(self, form, states, terminal, actions, names, a_sym, mu, pi, P, pi_sym):
+        nonterminal = [s for s in states if s not in terminal]
+        node = self.top.get("rewards")
+        local = dict(names)
+        if form == "deterministic":
+            local["a"] = a_sym
+        else:
+            local["pi"] = pi_sym
+        default = ZERO
+        specific: dict = {}  # (s, a or None, s2 or None) -> expr
+        if node is not None and not node.is_null:
+            for s, knode, vnode in self.mapping(node, "rewards", "default / state -> ...") or []:
+                if s == "default":
+                    v = self.expr(vnode, "rewards.default", local, context="in a reward")
+                    default = v if v is not None else ZERO
+                    continue
+                if s not in states:
+                    self.err(f"rewards.{s}", knode, f"unknown state {s!r}", hint=self._known("states", states))
+                    continue
+                if s in terminal:
+                    self.err(f"rewards.{s}", knode, f"terminal state {s!r} has no steps and no rewards")
+                    continue
+                if form == "deterministic":
+                    self._reward_by_next(vnode, f"rewards.{s}", s, None, specific, local, states)
+                    continue
+                if vnode.kind == "scalar":
+                    v = self.expr(vnode, f"rewards.{s}", local, context="in a reward")
+                    if v is not None:
+                        specific[(s, None, None)] = v
+                    continue
+                for a, aknode, avnode in self.mapping(vnode, f"rewards.{s}", "action -> reward") or []:
+                    if a not in actions.get(s, ()):
+                        self.err(f"rewards.{s}.{a}", aknode, f"unknown action {a!r} in state {s!r}",
+                                 hint=self._known("actions", actions.get(s, ())))
+                        continue
+                    self._reward_by_next(avnode, f"rewards.{s}.{a}", s, a, specific, local, states)
+        r, r_written, r_of_a = {}, {}, ({} if form == "deterministic" else None)
+        for s in nonterminal:
+            r[s], r_written[s] = {}, {}
+            for a in actions.get(s, ()):
+                r[s][a], r_written[s][a] = {}, {}
+                for s2 in P.get(s, {}).get(a, {}):
+                    key_a = None if form == "deterministic" else a
+                    v = None
+                    for k in ((s, key_a, s2), (s, key_a, None), (s, None, s2), (s, None, None)):
+                        if k in specific:
+                            v = specific[k]
+                            break
+                    if v is None:
+                        v = default
+                    r_written[s][a][s2] = v
+                    if form == "deterministic":
+                        r_of_a.setdefault(s, {})[s2] = v
+                        if mu is not None and s in mu:
+                            v = v.subs(a_sym, mu[s])
+                    else:
+                        v = v.subs(pi_sym, pi[s].get(a, ZERO))
+                    if v != 0:
+                        r[s][a][s2] = v
+        # warn about rewards for steps that cannot happen
+        for (s, a, s2), _ in specific.items():
+            if s2 is None or s not in P:
+                continue
+            acts = [a] if a is not None else list(P[s])
+            if all(s2 not in P[s].get(b, {}) for b in acts):
+                where = f"rewards.{s}" + (f".{a}" if a else "") + f".{s2}"
+                self.warnings.append(Problem(f"reward for a step to {s2!r} that the transitions never take",
+                                             key=where, hint="Check the transitions, or remove the entry"))
+        return r, r_of_a, r_written
+
+    def _reward_by_next(self, node, key, s, a, specific, local, states):
+        if node.kind == "scalar":
+            v = self.expr(node, key, local, context="in a reward")
+            if v is not None:
+                specific[(s, a, None)] = v
+            return
+        for s2, knode, vnode in self.mapping(node, key, "next state -> reward") or []:
+            if s2 not in states:
+                self.err(f"{key}.{s2}", knode, f"unknown state {s2!r}", hint=self._known("states", states))
+                continue
+            v = self.expr(vnode, f"{key}.{s2}", local, context="in a reward")
+            if v is not None:
+                specific[(s, a, s2)] = v
+
+    # -- checks -----------------------------------------------------------------
+    def _check_sums(self, case: Case):
+        rows = []
+        if case.rho0 or "start" in self.top:
+            rows.append(("start", case.rho0))
+        if case.policy_form == "explicit":
+            for s in case.nonterminal:
+                rows.append((f"policy.{s}", case.pi[s]))
+        for s in case.nonterminal:
+            for a in case.actions[s]:
+                if a in case.P[s]:
+                    key = f"transitions.{s}" + ("" if case.policy_form == "deterministic" else f".{a}")
+                    rows.append((key, case.P[s][a]))
+        for key, row in rows:
+            problem = _sum_problem(row, case.point, case.parameters)
+            if problem:
+                line = self.lines.get(key)
+                self.problems.append(Problem(problem[0], key=key, line=line, given=problem[1], hint=problem[2]))
+
+    def _check_parameter_use(self, case: Case, r_written, P_of_a, r_of_a):
+        used = set()
+        for e in case.expressions():
+            used |= e.free_symbols
+        if case.mu:
+            for e in case.mu.values():
+                used |= e.free_symbols
+        for p in case.parameters:
+            if p not in used:
+                self.warnings.append(Problem(f"parameter {p.name!r} is declared but used nowhere",
+                                             key=f"parameters.{p.name}",
+                                             line=self.lines.get(f"parameters.{p.name}"),
+                                             hint="Remove it, or use it in an expression"))
+
+
+def _softmax(logits: Mapping[str, sympy.Expr], actions) -> dict[str, sympy.Expr]:
+    """pi(a|s) = exp(l_a) / sum_b exp(l_b); a missing logit is 0 (Sutton & Barto 2018, eq. 13.2)."""
+    exps = {a: sympy.exp(logits.get(a, ZERO)) for a in actions}
+    total = sympy.Add(*exps.values())
+    return {a: e / total for a, e in exps.items()}
+
+
+def _sum_problem(row: Mapping[str, sympy.Expr], point, params):
+    """None if the row sums to exactly 1 for every theta; else (message, given, hint).
+
+    Proved symbolically when possible; otherwise checked exactly at the point and at
+    three random points to 50 digits (raising only when definitely not 1, as
+    sympy.stats does).
+    """
+    total = sympy.Add(*row.values()) if row else ZERO
+    diff = total - 1
+    if diff == 0 or sympy.expand(diff) == 0 or sympy.cancel(sympy.expand(diff)) == 0:
+        return None
+    at_point = sympy.nsimplify(diff.subs(point)) if diff.free_symbols else diff
+    val = sympy.N(at_point, 60)
+    if abs(val) > sympy.Float("1e-45"):
+        return (f"probabilities sum to {sympy.nsimplify(total.subs(point))}, not 1, at the parameter point",
+                str(total), "Make the probabilities of this distribution add up to exactly 1")
+    rng = random.Random(12345)
+    for _ in range(3):
+        pt = {p: sympy.Rational(rng.randint(1, 99), 100) for p in params}
+        v = sympy.N(diff.subs(pt), 60)
+        if v.is_real is False or abs(v) > sympy.Float("1e-40"):
+            return ("probabilities sum to 1 at the parameter point but not for every theta "
+                    f"(at {dict((str(k), str(x)) for k, x in pt.items())} the sum minus 1 is {sympy.N(v, 6)})",
+                    str(total), "The gradient needs the distribution to sum to 1 for all theta")
+    return None
+
+
+def check_at_point(case: Case, lines: Mapping[str, int | None] | None = None) -> list[Problem]:
+    """The checks that depend on the parameter point: entries in [0, 1], the discount, properness."""
+    from .graph import improper_states
+
+    lines = lines or {}
+    problems = []
+
+    def value(e):
+        return e.subs(case.point) if e.free_symbols else e
+
+    def check_entry(key, e):
+        v = value(e)
+        num = sympy.N(v, 60)
+        if not num.is_real or num < -sympy.Float("1e-50") or num > 1 + sympy.Float("1e-50"):
+            problems.append(Problem(f"probability {v} outside [0, 1] at the parameter point", key=key,
+                                    line=lines.get(key), given=str(e),
+                                    hint="Probabilities must lie in [0, 1]"))
+
+    for s, e in case.rho0.items():
+        check_entry(f"start.{s}", e)
+    for s in case.nonterminal:
+        for a, e in case.pi[s].items():
+            if case.policy_form == "explicit":
+                check_entry(f"policy.{s}.{a}", e)
+        for a in case.actions[s]:
+            for s2, e in case.P[s].get(a, {}).items():
+                key = f"transitions.{s}" + ("" if case.policy_form == "deterministic" else f".{a}") + f".{s2}"
+                check_entry(key, e)
+    g = sympy.N(value(case.gamma), 60)
+    if not g.is_real or g <= 0 or g > 1 + sympy.Float("1e-50"):
+        problems.append(Problem(f"the discount must be in (0, 1]; it is {value(case.gamma)} at the "
+                                "parameter point", key="discount", line=lines.get("discount"),
+                                given=str(case.gamma), hint="Use a discount gamma with 0 < gamma <= 1"))
+        return problems
+    if problems:
+        return problems
+    if case.horizon is None and sympy.nsimplify(value(case.gamma)) == 1:
+        bad = improper_states(case)
+        if bad:
+            shown = ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else "")
+            problems.append(Problem(
+                f"with discount 1 and no horizon, no terminal state can be reached from {shown} "
+                "(reachable from the start under the policy's support at the parameter point); "
+                "the return is undefined", key="transitions",
+                hint="Add a horizon, a discount below 1, or a path to a terminal state"))
+    return problems

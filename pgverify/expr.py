@@ -1,0 +1,207 @@
+"""The safe expression language of case files.
+
+A case file is data.  Its expressions are parsed with Python's :mod:`ast` (which
+only parses; it never runs anything) and the tree is walked against a whitelist:
+numbers, names the caller allows, ``+ - * / **``, unary ``+ -``, parentheses and
+the functions ``exp log sqrt sin cos tanh sigmoid``.  Anything else (attribute
+access, subscripts, calls of other names, lambdas, strings, comparisons, ...) is
+an :class:`~pgverify.errors.ExpressionError` naming the offending text.  Nothing
+here calls ``eval``, ``exec``, ``sympify`` or ``parse_expr``.
+
+Decimals are exact: ``0.1`` is the fraction 1/10, read from the text as written.
+
+Examples
+--------
+>>> import sympy
+>>> p = sympy.Symbol("p", real=True)
+>>> parse_expression("1 - p/2", {"p": p})
+1 - p/2
+>>> parse_expression("0.1")
+1/10
+"""
+from __future__ import annotations
+
+import ast
+from fractions import Fraction
+from typing import Mapping
+
+import sympy
+
+from .errors import ExpressionError
+
+__all__ = ["FUNCTIONS", "parse_expression", "parse_number", "exact_number"]
+
+
+def _sigmoid(x):
+    return 1 / (1 + sympy.exp(-x))
+
+
+#: The functions an expression may call, each of one argument.
+FUNCTIONS = {
+    "exp": sympy.exp,
+    "log": sympy.log,
+    "sqrt": sympy.sqrt,
+    "sin": sympy.sin,
+    "cos": sympy.cos,
+    "tanh": sympy.tanh,
+    "sigmoid": _sigmoid,
+}
+
+_MAX_LENGTH = 10_000
+_MAX_POWER = 1000  # largest integer exponent accepted (guards against 9**9**9)
+_MAX_DEPTH = 200
+
+_BINOPS = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+}
+
+
+def exact_number(value) -> sympy.Expr:
+    """An exact sympy number from a Python int, float (read as its shortest decimal), Fraction or str."""
+    if isinstance(value, bool):
+        raise ExpressionError("a boolean is not a number", str(value))
+    if isinstance(value, int):
+        return sympy.Integer(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ExpressionError("not a finite number", repr(value))
+        f = Fraction(repr(value))
+        return sympy.Rational(f.numerator, f.denominator)
+    if isinstance(value, Fraction):
+        return sympy.Rational(value.numerator, value.denominator)
+    raise ExpressionError("not a number", repr(value))
+
+
+def parse_number(text: str) -> sympy.Rational:
+    """Parse a numeric literal exactly: ``3``, ``-2``, ``0.25``, ``1e-3``, ``1/3``."""
+    return parse_expression(text, {})
+
+
+def parse_expression(
+    text: str,
+    names: Mapping[str, sympy.Expr] | None = None,
+    *,
+    context: str = "",
+) -> sympy.Expr:
+    """Parse ``text`` into a sympy expression, allowing only the whitelisted language.
+
+    Parameters
+    ----------
+    text : str
+        The expression as written in the case file.
+    names : mapping of str to sympy.Expr
+        The names this expression may use (parameters, constants, ``pi``, ``a``)
+        and what each stands for.
+    context : str
+        Said in the error when an unknown name is used (e.g. "in a reward").
+
+    Raises
+    ------
+    ExpressionError
+        If the text is not in the language; the message names the offending part.
+    """
+    names = dict(names or {})
+    if not isinstance(text, str):
+        return exact_number(text)
+    src = text.strip()
+    if not src:
+        raise ExpressionError("empty expression", text)
+    if len(src) > _MAX_LENGTH:
+        raise ExpressionError(f"expression longer than {_MAX_LENGTH} characters", src[:40] + "...")
+    try:
+        tree = ast.parse(src, mode="eval")
+    except SyntaxError as exc:
+        raise ExpressionError(f"not a valid expression ({exc.msg})", src) from None
+    except (RecursionError, MemoryError, ValueError):
+        raise ExpressionError("expression too deeply nested", src[:40]) from None
+    try:
+        return _Walker(src, names, context).visit(tree.body, 0)
+    except RecursionError:
+        raise ExpressionError("expression too deeply nested", src[:40]) from None
+
+
+class _Walker:
+    def __init__(self, src: str, names: Mapping[str, sympy.Expr], context: str):
+        self.src = src
+        self.names = names
+        self.context = context
+
+    def segment(self, node) -> str:
+        seg = ast.get_source_segment(self.src, node)
+        return seg if seg is not None else self.src
+
+    def fail(self, node, message, hint=None):
+        raise ExpressionError(message, self.segment(node), hint)
+
+    def visit(self, node, depth):
+        if depth > _MAX_DEPTH:
+            self.fail(node, "expression too deeply nested")
+        if isinstance(node, ast.Constant):
+            value = node.value
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                self.fail(node, "only numbers and names are allowed, not this literal")
+            if isinstance(value, int):
+                return sympy.Integer(value)
+            # Read the decimal exactly as written: 0.1 is 1/10.
+            try:
+                f = Fraction(self.segment(node).replace("_", ""))
+            except (ValueError, ZeroDivisionError):
+                f = Fraction(repr(value))
+            return sympy.Rational(f.numerator, f.denominator)
+        if isinstance(node, ast.Name):
+            if node.id in self.names:
+                return self.names[node.id]
+            if node.id in FUNCTIONS:
+                self.fail(node, f"the function {node.id} must be called with one argument, as {node.id}(x)")
+            where = f" {self.context}" if self.context else ""
+            known = ", ".join(sorted(self.names)) or "none"
+            self.fail(node, f"unknown name {node.id!r}{where}", f"Names allowed here: {known}")
+        if isinstance(node, ast.UnaryOp):
+            operand = self.visit(node.operand, depth + 1)
+            if isinstance(node.op, ast.USub):
+                return -operand
+            if isinstance(node.op, ast.UAdd):
+                return operand
+            self.fail(node, "only unary + and - are allowed")
+        if isinstance(node, ast.BinOp):
+            left = self.visit(node.left, depth + 1)
+            right = self.visit(node.right, depth + 1)
+            if isinstance(node.op, ast.Pow):
+                if right.is_Number and abs(right) > _MAX_POWER:
+                    self.fail(node, f"exponent larger than {_MAX_POWER} in magnitude")
+                if (
+                    left.is_Integer
+                    and right.is_Number
+                    and abs(left) > 1
+                    and int(abs(left)).bit_length() * abs(right) > 100_000
+                ):
+                    self.fail(node, "number too large")
+                if left.is_zero and right.is_Number and right.is_negative:
+                    self.fail(node, "division by zero")
+                return left**right
+            op = _BINOPS.get(type(node.op))
+            if op is None:
+                self.fail(node, "operator not allowed", "Use + - * / ** and parentheses")
+            if isinstance(node.op, ast.Div) and right.is_zero:
+                self.fail(node, "division by zero")
+            return op(left, right)
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+                self.fail(node, "call not allowed", f"Only {', '.join(FUNCTIONS)} may be called")
+            if len(node.args) != 1 or node.keywords:
+                self.fail(node, f"{node.func.id} takes exactly one argument")
+            arg = self.visit(node.args[0], depth + 1)
+            if node.func.id in ("log",) and arg.is_number and not arg.is_positive:
+                self.fail(node, "log of a number that is not positive")
+            if node.func.id == "sqrt" and arg.is_number and arg.is_negative:
+                self.fail(node, "sqrt of a negative number")
+            return FUNCTIONS[node.func.id](arg)
+        self.fail(
+            node,
+            f"{type(node).__name__} is not allowed in an expression",
+            "Expressions may use numbers, parameter and constant names, + - * / **, "
+            "parentheses and exp log sqrt sin cos tanh sigmoid",
+        )
