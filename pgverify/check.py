@@ -91,6 +91,11 @@ class Result:
 
 
 def _quantity(alg: Algebra, x, symbolic: bool) -> Quantity:
+    """The expression (symbolic mode), exact value and float of one domain element.
+
+    The float is taken from the simplified exact value where there is one, so an
+    exact 0 prints as 0.0 and not as the rounding residue of an unsimplified form.
+    """
     exact, num = alg.at_point(x)
     expr_str, expr = None, None
     if symbolic:
@@ -106,9 +111,11 @@ def _quantity(alg: Algebra, x, symbolic: bool) -> Quantity:
     if exact is not None:
         if not exact.is_Rational:
             try:
-                exact = sympy.nsimplify(exact) if sympy.count_ops(exact) < 200 else exact
-            except Exception:
+                if sympy.count_ops(exact) < 200:
+                    exact = sympy.nsimplify(exact)
+            except Exception:  # simplification is cosmetic
                 pass
+            num = sympy.N(exact, NUMERIC_DIGITS)
         s = str(exact)
         value = s if len(s) <= EXPRESSION_LIMIT else None
     digits = sympy.N(num, TOLERANCE_DIGITS)
@@ -190,9 +197,11 @@ def check(
     methods: dict = {}
     for name in ENGINES:
         res = results.get(name)
-        ralg = (res.algebra or alg) if res is not None else None
-        methods[name] = None if res is None else {p: float(ralg.at_point(res.grad[j])[1])
-                                                  for j, p in enumerate(names)}
+        if res is None:
+            methods[name] = None
+            continue
+        ralg = res.algebra or alg
+        methods[name] = {p: _quantity(ralg, res.grad[j], False).float for j, p in enumerate(names)}
     truncation = {}
     for name, res in results.items():
         if not res.exact:

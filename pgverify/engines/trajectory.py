@@ -170,7 +170,11 @@ def _tail_bound(case, alg: Algebra, L: int, alive_L) -> dict:
     (one start, t+1 policy and t+1 dynamics factors).  The geometric series are summed
     in closed form; the best k in 1..4m is used.  Floats rounded upwards (mpmath, 30 digits).
     """
-    mpmath.mp.dps = 30
+    with mpmath.workdps(30):
+        return _tail_bound_30(case, alg, L, alive_L)
+
+
+def _tail_bound_30(case, alg: Algebra, L: int, alive_L) -> dict:
     point = case.point
 
     def num(e):

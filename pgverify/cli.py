@@ -1,0 +1,151 @@
+"""The command line: ``pgverify check CASE...``.
+
+Uses only the public API.  Exit status: 0 when every engine agrees on every case,
+1 when something disagrees (or could not be verified), 2 for invalid input or usage.
+Errors from bad input are printed without a traceback.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .casefile import load_case
+from .check import Result, check
+from .errors import PgVerifyError
+
+EXIT_OK, EXIT_DISAGREE, EXIT_INPUT = 0, 1, 2
+
+
+def _fail(message: str) -> None:
+    click.echo(f"pgverify: error: {message}", err=True)
+    sys.exit(EXIT_INPUT)
+
+
+def _parse_at(items) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            _fail(f"--at expects NAME=VALUE, got {item!r} (e.g. --at p=1/3)")
+        name, value = item.split("=", 1)
+        name, value = name.strip(), value.strip()
+        if not name or not value:
+            _fail(f"--at expects NAME=VALUE, got {item!r} (e.g. --at p=1/3)")
+        if name in out:
+            _fail(f"--at gives {name!r} twice")
+        out[name] = value
+    return out
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pgverify")
+def main():
+    """Exact verification of the policy gradient theorem on finite MDPs."""
+
+
+@main.command("check")
+@click.argument("cases", nargs=-1, required=True, metavar="CASE...")
+@click.option("--at", "at", multiple=True, metavar="NAME=VALUE",
+              help="Check at this parameter value instead of the file's (exact: 1/3, 0.25, 2 - sqrt(2)).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per case (a list for several).")
+@click.option("--symbolic", "force_symbolic", is_flag=True, help="Build full symbolic expressions in theta.")
+@click.option("--at-point", "force_point", is_flag=True, help="Work at the parameter point only (no expressions).")
+@click.option("--no-mc", is_flag=True,
+              help="Skip Monte Carlo checks (accepted now; Monte Carlo checks are not implemented yet).")
+@click.option("--force", is_flag=True, help="Enumerate trajectories even beyond the default limit.")
+def check_command(cases, at, as_json, force_symbolic, force_point, no_mc, force):
+    """Compute J(theta) and its gradient with three exact engines and prove that they agree."""
+    if force_symbolic and force_point:
+        _fail("--symbolic and --at-point exclude each other")
+    mode = "symbolic" if force_symbolic else "at-point" if force_point else "auto"
+    at_values = _parse_at(at)
+    # Validate every file first: nothing is computed or printed for a run with invalid input.
+    loaded, errors = [], []
+    for path in cases:
+        try:
+            loaded.append(load_case(path))
+        except PgVerifyError as exc:
+            errors.append(str(exc))
+    if errors:
+        for e in errors:
+            click.echo(f"pgverify: {e}", err=True)
+        sys.exit(EXIT_INPUT)
+    results: list[Result] = []
+    for case in loaded:
+        try:
+            res = check(case, at=at_values or None, mode=mode, force=force)
+        except PgVerifyError as exc:
+            _fail(str(exc))
+        for w in res.warnings:
+            click.echo(f"pgverify: warning: {w}", err=True)
+        results.append(res)
+    if as_json:
+        data = [r.to_dict() for r in results]
+        click.echo(json.dumps(data[0] if len(data) == 1 else data, indent=2))
+    else:
+        console = Console(highlight=False)
+        for res in results:
+            render_summary(res, console)
+    sys.exit(EXIT_OK if all(r.verified for r in results) else EXIT_DISAGREE)
+
+
+def render_summary(res: Result, console: Console) -> None:
+    """The terminal summary of one result (renders; computes nothing)."""
+    status = "[bold green]VERIFIED[/]" if res.verified else (
+        "[bold yellow]AGREE, NOT VERIFIED[/]" if res.agree else "[bold red]DISAGREE[/]")
+    console.rule(f"[bold]{res.case}[/]  {status}")
+    if res.source:
+        console.print(f"case file: {res.source}")
+    point = ", ".join(f"{k} = {v}" for k, v in res.at.items()) or "(no parameters)"
+    console.print(f"at: {point}")
+    if res.objective.expression is not None:
+        console.print(f"J(theta) = {res.objective.expression}")
+    value = res.objective.value if res.objective.value is not None else res.objective.digits
+    console.print(f"J = {value}  (~ {res.objective.float:.12g})")
+    if res.mode == "symbolic":
+        for p, q in res.gradient.items():
+            console.print(f"dJ/d{p} = {q.expression if q.expression is not None else '(too long; see --json)'}")
+    long_values = any(q.value is not None and len(q.value) > 30 for q in res.gradient.values())
+    if long_values:
+        for p, q in res.gradient.items():
+            console.print(f"dJ/d{p} at the point = {q.value}")
+    table = Table(title="gradient of J at the point")
+    table.add_column("parameter")
+    if not long_values:
+        table.add_column("exact value")
+    table.add_column("float")
+    for name in ("bellman", "trajectory", "occupancy"):
+        table.add_column(name)
+    for p, q in res.gradient.items():
+        cells = [p] + ([] if long_values else [q.value if q.value is not None else "-"]) + [f"{q.float:.12g}"]
+        for name in ("bellman", "trajectory", "occupancy"):
+            m = res.methods.get(name)
+            cells.append(f"{m[p]:.10g}" if m is not None else "not run")
+        table.add_row(*cells)
+    console.print(table)
+    for name, reason in res.not_run.items():
+        console.print(f"[yellow]{name}: not run[/]: {reason}")
+    for name, t in res.truncation.items():
+        console.print(f"{name}: inexact, trajectories cut after {t['length']} steps "
+                      f"({t['trajectories']} summed); rigorous bound on the rest: |J| <= {t['bound']['J']:.3g}, "
+                      f"|grad| <= {max(t['bound']['grad'], default=0):.3g}")
+    failed = [c for c in res.comparisons if not c.ok]
+    ran = [n for n, m in res.methods.items() if m is not None]
+    how = {"symbolic": "the differences are zero as rational functions of theta (symbolic)",
+           "exact-at-point": "the differences are exactly zero at the point (exact rationals)",
+           "numeric-50-digits": f"the differences are below {res.tolerance}"}.get(res.proof, res.proof)
+    if failed:
+        for c in failed:
+            console.print(f"[bold red]disagreement[/]: {c.engines[0]} vs {c.engines[1]} on {c.quantity}: "
+                          f"|difference| = {c.difference:.6g}")
+    else:
+        console.print(f"engines that ran: {', '.join(ran)}; agreement proved: {how}")
+    console.print(f"mode: {res.mode}; {res.seconds:.2f} s")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
