@@ -80,7 +80,7 @@ def _two_state_J(theta, phi):
 
 def test_two_state_softmax_gradient_by_finite_differences():
     res = pgverify.check(CASES / "two_state_softmax.yaml")
-    with mpmath.workdps(60):
+    with mpmath.workdps(100):  # h = 1e-25 cancels 25 digits; 100 leaves 75
         h = mpmath.mpf(10) ** -25
         d_theta = (_two_state_J(h, 0) - _two_state_J(-h, 0)) / (2 * h)
         d_phi = (_two_state_J(0, h) - _two_state_J(0, -h)) / (2 * h)
