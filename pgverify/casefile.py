@@ -246,6 +246,7 @@ class _Builder:
             description = str(top["description"].name())
         constants = self._constants()
         params, point = self._parameters(constants)
+        self.point = point
         states, terminal = self._states()
         form, policy_node = self._policy_form()
         if form == "tabular":
@@ -263,23 +264,20 @@ class _Builder:
         pi_sym = sympy.Symbol("pi", positive=True)
         r, r_of_a, r_written = self._rewards(form, states, terminal, actions, names, a_sym, mu, pi, P, pi_sym)
 
-        if self.problems:
-            raise CaseFileError(self.problems, path=self.source)
-
         case = Case(
             name=name, description=description, states=tuple(states), terminal=frozenset(terminal),
             actions=actions, rho0=rho0, pi=pi, P=P, r=r, gamma=gamma, horizon=horizon,
             parameters=tuple(params), point=point, policy_form=form, constants=constants,
             mu=mu, action_symbol=a_sym, P_of_a=P_of_a, r_of_a=r_of_a, r_written=r_written,
-            pi_symbol=pi_sym, source=self.source,
+            pi_symbol=pi_sym, source=self.source, lines=dict(self.lines),
         )
+        # The checks below read only what parsed, so they run even when other problems were found.
         self._check_sums(case)
-        self._check_parameter_use(case, r_written, P_of_a, r_of_a)
+        self.problems.extend(check_at_point(case, self.lines, properness=not self.problems))
         if self.problems:
+            self.problems.sort(key=lambda p: p.line if p.line is not None else 0)
             raise CaseFileError(self.problems, path=self.source)
-        self.problems.extend(check_at_point(case, self.lines))
-        if self.problems:
-            raise CaseFileError(self.problems, path=self.source)
+        self._check_parameter_use(case)
         return case.with_(warnings=tuple(self.warnings))
 
     # -- fields -----------------------------------------------------------------
@@ -505,7 +503,14 @@ class _Builder:
             return ONE
         self.lines["discount"] = node.line
         value = self.expr(node, "discount", names)
-        return value if value is not None else ONE
+        if value is None:
+            return ONE
+        at = sympy.N(value.xreplace(self.point) if value.free_symbols else value, 60)
+        if not at.is_real or at <= 0 or at > 1:
+            self.err("discount", node, f"the discount must be in (0, 1]; it is {sympy.nsimplify(at)} at the "
+                     "parameter point", hint="Use a discount gamma with 0 < gamma <= 1")
+            return ONE
+        return value
 
     def _horizon(self):
         node = self.top.get("horizon")
@@ -759,10 +764,11 @@ class _Builder:
             rows.append(("start", case.rho0))
         if case.policy_form == "explicit":
             for s in case.nonterminal:
-                rows.append((f"policy.{s}", case.pi[s]))
+                if case.pi.get(s):
+                    rows.append((f"policy.{s}", case.pi[s]))
         for s in case.nonterminal:
-            for a in case.actions[s]:
-                if a in case.P[s]:
+            for a in case.actions.get(s, ()):
+                if a in case.P.get(s, {}):
                     key = f"transitions.{s}" + ("" if case.policy_form == "deterministic" else f".{a}")
                     rows.append((key, case.P[s][a]))
         for key, row in rows:
@@ -771,7 +777,7 @@ class _Builder:
                 line = self.lines.get(key)
                 self.problems.append(Problem(problem[0], key=key, line=line, given=problem[1], hint=problem[2]))
 
-    def _check_parameter_use(self, case: Case, r_written, P_of_a, r_of_a):
+    def _check_parameter_use(self, case: Case):
         used = set()
         for e in case.expressions():
             used |= e.free_symbols
@@ -811,7 +817,7 @@ def _sum_problem(row: Mapping[str, sympy.Expr], point, params):
                 str(total), "Make the probabilities of this distribution add up to exactly 1")
     rng = random.Random(12345)
     for _ in range(3):
-        pt = {p: sympy.Rational(rng.randint(1, 99), 100) for p in params}
+        pt = {p: sympy.Rational(rng.randint(1, 99), 100) for p in params if p in diff.free_symbols}
         v = sympy.N(diff.subs(pt), 60)
         if v.is_real is False or abs(v) > sympy.Float("1e-40"):
             return ("probabilities sum to 1 at the parameter point but not for every theta "
@@ -820,11 +826,16 @@ def _sum_problem(row: Mapping[str, sympy.Expr], point, params):
     return None
 
 
-def check_at_point(case: Case, lines: Mapping[str, int | None] | None = None) -> list[Problem]:
-    """The checks that depend on the parameter point: entries in [0, 1], the discount, properness."""
+def check_at_point(case: Case, lines: Mapping[str, int | None] | None = None,
+                   properness: bool = True) -> list[Problem]:
+    """The checks that depend on the parameter point: entries in [0, 1], the discount, properness.
+
+    ``properness`` (no horizon, discount 1: a terminal state must be reachable from every
+    reachable state) needs a consistent case; the builder skips it when other problems exist.
+    """
     from .graph import improper_states
 
-    lines = lines or {}
+    lines = case.lines if lines is None else lines
     problems = []
 
     def value(e):
@@ -841,11 +852,11 @@ def check_at_point(case: Case, lines: Mapping[str, int | None] | None = None) ->
     for s, e in case.rho0.items():
         check_entry(f"start.{s}", e)
     for s in case.nonterminal:
-        for a, e in case.pi[s].items():
+        for a, e in case.pi.get(s, {}).items():
             if case.policy_form == "explicit":
                 check_entry(f"policy.{s}.{a}", e)
-        for a in case.actions[s]:
-            for s2, e in case.P[s].get(a, {}).items():
+        for a in case.actions.get(s, ()):
+            for s2, e in case.P.get(s, {}).get(a, {}).items():
                 key = f"transitions.{s}" + ("" if case.policy_form == "deterministic" else f".{a}") + f".{s2}"
                 check_entry(key, e)
     g = sympy.N(value(case.gamma), 60)
@@ -854,7 +865,7 @@ def check_at_point(case: Case, lines: Mapping[str, int | None] | None = None) ->
                                 "parameter point", key="discount", line=lines.get("discount"),
                                 given=str(case.gamma), hint="Use a discount gamma with 0 < gamma <= 1"))
         return problems
-    if problems:
+    if problems or not properness:
         return problems
     if case.horizon is None and sympy.nsimplify(value(case.gamma)) == 1:
         bad = improper_states(case)

@@ -43,8 +43,9 @@ class Comparison:
 def _equal(alg: Algebra, a, b, bound: float | None, alg_b: Algebra | None = None):
     """(ok, proof, |difference| at the point)."""
     if alg_b is not None and alg_b is not alg:  # different domains: compare at the point
-        dabs = abs(alg.at_point(a)[1] - alg_b.at_point(b)[1])
-        ok = bound is not None and bool(dabs <= sympy.Float(bound) * (1 + sympy.Float("1e-12")))
+        anum = alg.at_point(a)[1]
+        dabs = abs(anum - alg_b.at_point(b)[1])
+        ok = bound is not None and bool(dabs <= _bounded_tolerance(bound, anum, alg, alg_b))
         return ok, ("within-bound" if ok else None), float(dabs)
     diff = a - b
     if bound is None and alg.is_zero(diff):
@@ -55,12 +56,20 @@ def _equal(alg: Algebra, a, b, bound: float | None, alg_b: Algebra | None = None
     _, anum = alg.at_point(a)
     dabs = abs(dnum)
     if bound is not None:
-        ok = bool(dabs <= sympy.Float(bound) * (1 + sympy.Float("1e-12")))
+        ok = bool(dabs <= _bounded_tolerance(bound, anum, alg))
         return ok, ("within-bound" if ok else None), float(dabs)
     tol = sympy.Float(10) ** (-TOLERANCE_DIGITS) * max(sympy.Float(1), abs(anum))
     if dabs <= tol:
         return True, "numeric-50-digits", float(dabs)
     return False, None, float(dabs)
+
+
+def _bounded_tolerance(bound, anum, *algebras):
+    """A truncation bound, plus the rounding allowance of any numeric algebra involved."""
+    tol = sympy.Float(bound) * (1 + sympy.Float("1e-12"))
+    if any(a.mode == "numeric" for a in algebras):
+        tol += sympy.Float(10) ** (-TOLERANCE_DIGITS) * max(sympy.Float(1), abs(anum))
+    return tol
 
 
 def compare(alg: Algebra, results: dict[str, EngineResult], names: list[str], reference: str = "bellman",

@@ -60,6 +60,8 @@ class Case:
     pi_symbol: sympy.Symbol | None = None
     warnings: tuple = ()
     source: str | None = None
+    #: key path -> line in the case file (for errors found later, e.g. at a new point)
+    lines: Mapping = field(default_factory=dict)
 
     # -- construction -------------------------------------------------------
     @classmethod
