@@ -24,12 +24,16 @@ What is measured (each configuration in its own subprocess, killed after --timeo
 * ``--engines bellman`` (default): ``Algebra(case, "symbolic")`` plus the Bellman engine,
   i.e. the symbolic J and gradient as elements of a sympy fraction field;
   ``--engines all``: ``pgverify.check(case, mode="symbolic")`` with all three engines;
-* the peak resident memory of the subprocess (``resource.getrusage`` ``ru_maxrss``);
+* the peak resident memory of the subprocess (``resource.getrusage`` ``ru_maxrss``; about
+  95 MB of it is the interpreter with sympy, flint and numpy imported);
+* the 1-minute load average when the configuration started (timings are wall-clock);
 * the degrees of J's numerator and denominator in each parameter (``PolyElement.degrees()``)
   and the number of terms of the numerator;
 * a sanity check: J and grad J at p = 1/2 (``alg.at_point``) against an independent float
-  computation with numpy: V = solve(I - P, -1), J = V[c0], and
-  dJ/dp_j = [solve(I - P, (dP/dp_j) V)][c0]; they must agree to 1e-9 relative.
+  computation with numpy: V = numpy.linalg.solve(I - P, -1), J = V[c0]; grad J (and J once
+  more) from the first-passage decomposition (see ``numpy_reference``: the naive
+  dV = solve(I - P, dP V) cancels catastrophically for large N); all must agree to 1e-9
+  relative.
 
 When one run of a k exceeds the timeout (or fails), the larger N for that k are skipped.
 
@@ -89,24 +93,48 @@ def chain_dict(N: int, k: int) -> dict:
     }
 
 
-def numpy_reference(N: int, k: int, p: float = 0.5):
-    """J and dJ/dp_j at p_j = p for all j, in floats (numpy, independent of pgverify)."""
+def numpy_reference(N: int, k: int, p: float = 0.5) -> dict:
+    """J and dJ/dp_j at p_j = p for all j, in floats with numpy (independent of pgverify).
+
+    J: V = solve(I - P, -1) on c0..c{N-1}, J = V[c0] (what the issue asks for).
+
+    grad J: *not* from dV = solve(I - P, (dP/dp_j) V): for these chains V[i] is nearly
+    the same for all i (the walk drifts back to c0), so (dP V)[i] = V[i+1] - V[back] cancels
+    catastrophically and that formula is wrong by 20% at N = 100 in float64 (it is kept
+    as ``naive_grad`` for the record).  Instead the first-passage decomposition, which
+    has no cancellation: the chain moves up by exactly one, so J = -sum_i tau_i with
+    tau_i the expected time from c{i} to c{i+1}, and
+
+        p_i tau_i - q_i * sum_{j=b_i}^{i-1} tau_j = 1     (q_i = 1 - p_i, b_i = back target),
+
+    a lower-triangular system M tau = 1 (M an M-matrix); differentiating,
+    M dtau = -(dM/dp_j) tau with (dM/dp_j tau)[i] = [i mod k = j] (tau_i + sum_{b_i}^{i-1} tau),
+    all of one sign.  Both systems are solved with numpy.linalg.solve.
+    """
     import numpy as np
 
     P = np.zeros((N, N))
     dP = np.zeros((k, N, N))
+    M = np.zeros((N, N))
+    dM = np.zeros((k, N, N))
     for i in range(N):
         j = i % k
+        b = back_target(i)
         if i + 1 < N:
             P[i, i + 1] += p
             dP[j, i, i + 1] += 1.0
-        b = back_target(i)
         P[i, b] += 1.0 - p
         dP[j, i, b] -= 1.0
+        M[i, i] = p
+        dM[j, i, i] = 1.0
+        M[i, b:i] = -(1.0 - p)
+        dM[j, i, b:i] = 1.0
     A = np.eye(N) - P
     V = np.linalg.solve(A, -np.ones(N))
-    grad = [float(np.linalg.solve(A, dP[j] @ V)[0]) for j in range(k)]
-    return float(V[0]), grad
+    tau = np.linalg.solve(M, np.ones(N))
+    grad = [float(-np.linalg.solve(M, -(dM[j] @ tau)).sum()) for j in range(k)]
+    naive = [float(np.linalg.solve(A, dP[j] @ V)[0]) for j in range(k)]
+    return {"J": float(V[0]), "J_first_passage": float(-tau.sum()), "grad": grad, "naive_grad": naive}
 
 
 def _rel(a: float, b: float) -> float:
@@ -172,14 +200,19 @@ def run_one(N: int, k: int, engines: str) -> dict:
     out["J_float"] = float(J_exact)
     out["grad_float"] = [float(g) for g in grad_exact]
     # the numpy reference, per parameter name p{j} (k may exceed N: unused p{j} are absent)
-    ref_J, ref_grad = numpy_reference(N, k)
+    ref = numpy_reference(N, k)
     names = out["params"]
-    ref_grad = [ref_grad[int(n[1:])] for n in names]
-    out["ref_J_float"] = ref_J
+    ref_grad = [ref["grad"][int(n[1:])] for n in names]
+    naive = [ref["naive_grad"][int(n[1:])] for n in names]
+    out["ref_J_float"] = ref["J"]
+    out["ref_J_first_passage"] = ref["J_first_passage"]
     out["ref_grad_float"] = ref_grad
-    out["J_rel_err"] = _rel(out["J_float"], ref_J)
+    out["J_rel_err"] = _rel(out["J_float"], ref["J"])
+    out["J_rel_err_first_passage"] = _rel(out["J_float"], ref["J_first_passage"])
     out["grad_rel_err"] = max((_rel(a, b) for a, b in zip(out["grad_float"], ref_grad)), default=0.0)
-    out["sanity_ok"] = out["J_rel_err"] <= REL_TOL and out["grad_rel_err"] <= REL_TOL
+    out["naive_grad_rel_err"] = max((_rel(a, b) for a, b in zip(out["grad_float"], naive)), default=0.0)
+    out["sanity_ok"] = (out["J_rel_err"] <= REL_TOL and out["J_rel_err_first_passage"] <= REL_TOL
+                        and out["grad_rel_err"] <= REL_TOL)
     out["peak_rss_mb"] = _maxrss_mb()
     return out
 
@@ -214,18 +247,21 @@ def machine_info() -> dict:
 
 def run_subprocess(N: int, k: int, engines: str, timeout: float) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", str(N), str(k), "--engines", engines]
+    load = os.getloadavg()[0]
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:  # subprocess.run kills the child
-        return {"N": N, "k": k, "status": "timeout", "wall_s": time.perf_counter() - t0}
+        return {"N": N, "k": k, "status": "timeout", "wall_s": time.perf_counter() - t0, "load1": load}
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
-        return {"N": N, "k": k, "status": f"error (exit {proc.returncode}): {tail[0]}", "wall_s": wall}
+        return {"N": N, "k": k, "status": f"error (exit {proc.returncode}): {tail[0]}", "wall_s": wall,
+                "load1": load}
     data = json.loads(proc.stdout.strip().splitlines()[-1])
     data["status"] = "ok"
     data["wall_s"] = wall
+    data["load1"] = load
     return data
 
 
@@ -236,19 +272,21 @@ def _degs(ds) -> str:
 def table_rows(rows: list, engines: str) -> tuple[list, list]:
     solve_head = "J+grad symbolic (s)" if engines == "bellman" else "check(all) (s)"
     head = ["N", "k", "build (s)", solve_head, "peak RSS (MB)", "deg num", "deg den",
-            "terms num", "J at p=1/2", "rel err J", "rel err grad", "sanity"]
+            "terms num", "J at p=1/2", "rel err J", "rel err grad", "sanity", "load"]
     if engines != "bellman":
         head += ["verified", "proof", "not run / truncated"]
     body = []
     for r in rows:
         if r["status"] != "ok":
-            body.append([str(r["N"]), str(r["k"]), "", f"{r['status']} ({r['wall_s']:.0f} s)"] + [""] * (len(head) - 4))
+            line = [str(r["N"]), str(r["k"]), "", f"{r['status']} ({r['wall_s']:.0f} s)"] + [""] * (len(head) - 4)
+            line[head.index("load")] = f"{r['load1']:.1f}"
+            body.append(line)
             continue
         line = [
             str(r["N"]), str(r["k"]), f"{r['build_s']:.3f}", f"{r['solve_s']:.2f}",
             f"{r['peak_rss_mb']:.0f}", _degs(r["numer_degrees"]), _degs(r["denom_degrees"]),
             str(r["numer_terms"]), f"{r['J_float']:.6e}", f"{r['J_rel_err']:.1e}",
-            f"{r['grad_rel_err']:.1e}", "ok" if r["sanity_ok"] else "FAIL",
+            f"{r['grad_rel_err']:.1e}", "ok" if r["sanity_ok"] else "FAIL", f"{r['load1']:.1f}",
         ]
         if engines != "bellman":
             notes = [f"{n}: {msg}" for n, msg in r["not_run"].items() if msg != "not requested"]
@@ -299,6 +337,8 @@ def main(argv=None) -> int:
           f"python={info['python']} sympy={info['sympy']} (ground types {info['sympy_ground_types']}) "
           f"python-flint={info['python-flint']}")
     print(f"platform: {info['platform']}")
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
+          "(the 'load' column: 1-minute load average when each configuration started)")
     print(f"engines: {args.engines}; timeout {args.timeout:g} s per configuration", flush=True)
     sizes, ks = sorted(_ints(args.sizes)), _ints(args.ks)
     rows = []

@@ -43,10 +43,18 @@ class Comparison:
 def _equal(alg: Algebra, a, b, bound: float | None, alg_b: Algebra | None = None):
     """(ok, proof, |difference| at the point)."""
     if alg_b is not None and alg_b is not alg:  # different domains: compare at the point
-        anum = alg.at_point(a)[1]
-        dabs = abs(anum - alg_b.at_point(b)[1])
-        ok = bound is not None and bool(dabs <= _bounded_tolerance(bound, anum, alg, alg_b))
-        return ok, ("within-bound" if ok else None), float(dabs)
+        aexact, anum = alg.at_point(a)
+        bexact, bnum = alg_b.at_point(b)
+        dabs = abs(anum - bnum)
+        if bound is not None:
+            ok = bool(dabs <= _bounded_tolerance(bound, anum, alg, alg_b))
+            return ok, ("within-bound" if ok else None), float(dabs)
+        if aexact is not None and bexact is not None and aexact.is_Rational and bexact.is_Rational:
+            ok = aexact == bexact
+            return ok, ("exact-at-point" if ok else None), float(abs(aexact - bexact))
+        tol = sympy.Float(10) ** (-TOLERANCE_DIGITS) * max(sympy.Float(1), abs(anum))
+        ok = bool(dabs <= tol)
+        return ok, ("numeric-50-digits" if ok else None), float(dabs)
     diff = a - b
     if bound is None and alg.is_zero(diff):
         proof = {"symbolic": "symbolic", "exact-at-point": "exact-at-point"}.get(alg.mode, None)

@@ -34,8 +34,11 @@ from .base import FAMILIES, EngineResult
 
 __all__ = ["trajectory", "DEFAULT_LIMIT"]
 
-#: Most trajectories enumerated without ``force`` (at the point; a tenth of it symbolically).
+#: Most trajectories enumerated without ``force``.
 DEFAULT_LIMIT = 200_000
+#: Most trajectories summed as rational functions of theta; beyond it the sum is taken at the
+#: point (sums of many rational functions with exp(theta) generators grow slowly in size).
+SYMBOLIC_BUDGET = 2_000
 #: Most trajectories summed when cycles force a cut (the cut sum is computed at the point).
 TRUNCATION_BUDGET = 20_000
 MAX_TRUNCATION = 400
@@ -55,7 +58,7 @@ def trajectory(case, alg: Algebra, *, limit: int | None = None, force: bool = Fa
     reinforcement learning. Machine Learning 8, 229-256.
     """
     if limit is None:
-        limit = DEFAULT_LIMIT if alg.mode != "symbolic" else DEFAULT_LIMIT // 10
+        limit = DEFAULT_LIMIT
     length = case.horizon
     count = count_trajectories(case, length)
     truncated = False
@@ -67,8 +70,9 @@ def trajectory(case, alg: Algebra, *, limit: int | None = None, force: bool = Fa
                                            " (cycles and no horizon; not even length 1 fits)")
     elif count > limit and not force:
         raise TooManyTrajectoriesError(count, limit)
-    if truncated and alg.mode == "symbolic":
-        # the cut sum is not J(theta) anyway: compute it at the point, where it is fast
+    if alg.mode == "symbolic" and (truncated or count > SYMBOLIC_BUDGET):
+        # A cut sum is not J(theta) anyway, and a long exact one is much faster at the point:
+        # compute it there (exactly in rationals where the point allows) and compare there.
         alg = Algebra(case, "at-point")
     result = _enumerate(case, alg, length)
     result.info.update({"trajectories": count, "length": length})
