@@ -153,10 +153,19 @@ def check(
 
     Examples
     --------
+    A coin that pays 1 on "go": J(p) = p and dJ/dp = 1.
+
     >>> import pgverify
-    >>> res = pgverify.check("cases/short_corridor.yaml")  # doctest: +SKIP
-    >>> res.objective.value, res.verified  # doctest: +SKIP
-    ('-12', True)
+    >>> case = pgverify.Case.from_dict({
+    ...     "name": "coin", "parameters": {"p": "1/3"},
+    ...     "states": ["S", "G"], "terminal": ["G"], "actions": ["stop", "go"],
+    ...     "start": "S", "policy": {"S": {"stop": "1 - p", "go": "p"}},
+    ...     "transitions": {"S": {"stop": "G", "go": "G"}}, "rewards": {"S": {"go": 1}}})
+    >>> res = pgverify.check(case)
+    >>> res.objective.expression, res.objective.value, res.gradient["p"].value
+    ('p', '1/3', '1')
+    >>> res.verified, res.proof
+    (True, 'symbolic')
     """
     t0 = time.perf_counter()
     if not isinstance(case, Case):
