@@ -31,7 +31,7 @@ import math
 from dataclasses import dataclass
 
 import sympy
-from sympy import QQ, RealField
+from sympy import QQ, ZZ, RealField
 from sympy.polys.matrices import DomainMatrix
 
 from .model import Case
@@ -267,7 +267,7 @@ class Algebra:
         gens = list(self.params) + [a.symbol for a in self.norm.atoms.values()]
         if not gens:
             gens = [sympy.Symbol("_unused")]
-        self.domain = QQ.frac_field(*gens)
+        self.domain = ZZ.frac_field(*gens)  # = QQ(gens); over ZZ, cancelling needs no ring conversions
         self.gens = gens
         self._gen_elems = dict(zip(gens, self.domain.gens))
         self._normed = normed
@@ -370,13 +370,71 @@ class Algebra:
         return DomainMatrix(rows, shape, self.domain)
 
     def solve(self, A_rows, B_rows):
-        """Solve A X = B exactly (LU over the domain; sparse)."""
+        """Solve A X = B exactly in the domain (sparse Gaussian elimination, then back substitution).
+
+        The matrices of MDPs are sparse (a state reaches few others), so rows are dicts and
+        eliminating in the natural order keeps the fill small; the pivot is the diagonal entry
+        when it is not zero, else the first row below with a non-zero entry in the column.
+        DomainMatrix's own ``lu_solve`` converts to a dense matrix first, which costs far more
+        on the fraction field.
+        """
         n = len(A_rows)
+        zero = self.domain.zero
+        rows = [{j: x for j, x in enumerate(r) if x != zero} for r in A_rows]
+        rhs = [{j: x for j, x in enumerate(r) if x != zero} for r in B_rows]
         m = len(B_rows[0]) if B_rows else 0
-        A = DomainMatrix(A_rows, (n, n), self.domain).to_sparse()
-        B = DomainMatrix(B_rows, (n, m), self.domain).to_sparse()
-        X = A.lu_solve(B)
-        return X.to_dense().to_list()
+        # column -> rows (below the current pivot) holding an entry in it
+        where: dict[int, set] = {}
+        for i, r in enumerate(rows):
+            for j in r:
+                where.setdefault(j, set()).add(i)
+        perm = list(range(n))  # perm[k] = row used as the k-th pivot
+        for k in range(n):
+            pr = perm[k]
+            if rows[pr].get(k, zero) == zero:
+                cands = sorted(i for i in where.get(k, ()) if perm.index(i) > k)
+                if not cands:
+                    raise ZeroDivisionError("the linear system is singular")
+                other = perm.index(cands[0])
+                perm[k], perm[other] = perm[other], perm[k]
+                pr = perm[k]
+            prow, pb = rows[pr], rhs[pr]
+            inv = self.domain.one / prow[k]
+            for i in sorted(where.get(k, ())):
+                if i == pr or perm.index(i) < k:
+                    continue
+                row = rows[i]
+                f = row.pop(k) * inv
+                where[k].discard(i)
+                for j, x in prow.items():
+                    if j == k:
+                        continue
+                    y = row.get(j, zero) - f * x
+                    if y == zero:
+                        row.pop(j, None)
+                        where[j].discard(i)
+                    else:
+                        row[j] = y
+                        where.setdefault(j, set()).add(i)
+                b = rhs[i]
+                for j, x in pb.items():
+                    y = b.get(j, zero) - f * x
+                    if y == zero:
+                        b.pop(j, None)
+                    else:
+                        b[j] = y
+        X = [[zero] * m for _ in range(n)]
+        for k in range(n - 1, -1, -1):
+            pr = perm[k]
+            prow = rows[pr]
+            inv = self.domain.one / prow[k]
+            for c in range(m):
+                acc = rhs[pr].get(c, zero)
+                for j, x in prow.items():
+                    if j != k and X[j][c] != zero:
+                        acc = acc - x * X[j][c]
+                X[k][c] = acc * inv if acc != zero else zero
+        return X
 
     # -- back to numbers and expressions ------------------------------------------
     def to_expr(self, x) -> sympy.Expr | None:
@@ -404,9 +462,9 @@ class Algebra:
                 values[g] = sympy.Integer(0)
             rational = rational and values[g].is_Rational
         if rational:
-            num, den = x.numer, x.denom
-            ring = num.ring
-            pairs = [(rg, ring.domain.from_sympy(values[g])) for rg, g in zip(ring.gens, self.gens)]
+            ring = x.numer.ring.clone(domain=QQ)
+            num, den = x.numer.set_ring(ring), x.denom.set_ring(ring)
+            pairs = [(rg, QQ.from_sympy(values[g])) for rg, g in zip(ring.gens, self.gens)]
             nv = num.evaluate(pairs) if pairs else num
             dv = den.evaluate(pairs) if pairs else den
             v = sympy.Rational(ring.domain.to_sympy(nv)) / sympy.Rational(ring.domain.to_sympy(dv))
