@@ -67,8 +67,9 @@ class _Atom:
 class _Normaliser:
     """Rewrites expressions as rational functions of parameters and atom symbols."""
 
-    def __init__(self, params, all_exprs):
+    def __init__(self, params, all_exprs, point=None):
         self.params = tuple(params)
+        self.point = point
         self.pset = set(params)
         self.atoms: dict[object, _Atom] = {}
         self.by_symbol: dict[sympy.Symbol, _Atom] = {}
@@ -182,8 +183,17 @@ class _Normaliser:
         for part, sign in ((num, 1), (den, -1)):
             coeff, factors = sympy.factor_list(sympy.expand(part))
             c = sympy.Rational(coeff)
+            # orient each factor to be positive at the point (log(1 - p) is log of -(p - 1))
+            oriented = []
+            for fac, k in factors:
+                if self.point is not None and sympy.N(self.denorm(fac).xreplace(self.point), 30) < 0:
+                    fac = sympy.expand(-fac)
+                    if k % 2:
+                        c = -c
+                oriented.append((fac, k))
+            factors = oriented
             if c < 0:
-                raise ValueError("log of a negative quantity")
+                raise ValueError("log of a quantity that is negative at the point")
             for integer, s2 in ((c.p, sign), (c.q, -sign)):
                 for prime, k in sympy.factorint(integer).items():
                     out += s2 * k * self._atom(("log", prime), sympy.log(prime), "L", lambda q: 0)
@@ -258,7 +268,7 @@ class Algebra:
     def _init_symbolic(self):
         self.mode = "symbolic"
         exprs = list(self.case.expressions())
-        self.norm = _Normaliser(self.params, exprs)
+        self.norm = _Normaliser(self.params, exprs, self.case.point)
         normed = {}
         for e in exprs:
             if e not in normed:

@@ -122,7 +122,7 @@ def case_from_yaml(text: str, *, source: str | None = None) -> Case:
         raise CaseFileError([Problem(f"not valid YAML: {exc}")], path=source) from None
     if tree is None:
         raise CaseFileError([Problem("the file is empty", hint="A case needs at least name, states, "
-                                     "start, policy and transitions")], path=source)
+                                     "actions, start, policy and transitions")], path=source)
     return _Builder(_from_yaml_node(tree), source).build()
 
 
@@ -178,8 +178,15 @@ class _Builder:
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
         self.lines: dict[str, int | None] = {}  # key path -> line, for point checks
+        self.reward_keys: dict = {}  # (s, a, s_next) -> (key path, line) of the reward entry used
 
     # -- reporting ------------------------------------------------------------
+    def unknown_action(self, key, node, a, s, actions):
+        """Report an unknown action, unless the action list itself is missing (reported once)."""
+        if self.top.get("actions") is None:
+            return
+        self.err(key, node, f"unknown action {a!r} in state {s!r}", hint=self._known("actions", actions.get(s, ())))
+
     def err(self, key, node: Node | None, message, given=None, hint=None):
         line = node.line if node is not None else None
         if given is None and node is not None and node.kind == "scalar":
@@ -213,10 +220,12 @@ class _Builder:
         value = node.value
         try:
             if isinstance(value, sympy.Basic):
-                bad = {s for s in value.free_symbols if s not in set(names.values())}
+                # a sympy object from Python code: its symbols are matched to declared names
+                bad = sorted(str(s) for s in value.free_symbols if s.name not in names)
                 if bad:
-                    raise ExpressionError(f"unknown symbol(s) {', '.join(sorted(map(str, bad)))}", str(value))
-                return sympy.sympify(value)  # already a sympy object from Python code
+                    raise ExpressionError(f"unknown symbol(s) {', '.join(bad)}", str(value),
+                                          f"Names allowed here: {', '.join(sorted(names)) or 'none'}")
+                return value.xreplace({s: names[s.name] for s in value.free_symbols})
             if isinstance(value, str) or node.text is not None:
                 text = node.text if node.text is not None else value
                 return parse_expression(text, names, context=context)
@@ -269,7 +278,7 @@ class _Builder:
             actions=actions, rho0=rho0, pi=pi, P=P, r=r, gamma=gamma, horizon=horizon,
             parameters=tuple(params), point=point, policy_form=form, constants=constants,
             mu=mu, action_symbol=a_sym, P_of_a=P_of_a, r_of_a=r_of_a, r_written=r_written,
-            pi_symbol=pi_sym, source=self.source, lines=dict(self.lines),
+            pi_symbol=pi_sym, source=self.source, lines=dict(self.lines), reward_keys=dict(self.reward_keys),
         )
         # The checks below read only what parsed, so they run even when other problems were found.
         self._check_sums(case)
@@ -405,11 +414,19 @@ class _Builder:
         declared = {p.name: p for p in params}
         acts = self._raw_actions(states, terminal)
         out = list(params)
+        owner: dict[str, tuple] = {}
         for s in states:
             if s in terminal:
                 continue
             for a in acts.get(s, []):
                 pname = f"theta_{s}_{a}"
+                if pname in owner:
+                    self.err("policy.softmax", self.top.get("policy"),
+                             f"tabular parameter name {pname!r} stands for both {owner[pname]} and {(s, a)}",
+                             given="tabular", hint="Rename states or actions so that theta_<state>_<action> "
+                             "names differ (e.g. avoid '_' in names)")
+                    continue
+                owner[pname] = (s, a)
                 if pname in declared:
                     continue
                 sym = sympy.Symbol(pname, real=True)
@@ -570,8 +587,7 @@ class _Builder:
             row = {}
             for a, aknode, avnode in self.mapping(vnode, f"{where}.{s}", "action -> value") or []:
                 if a not in actions.get(s, ()):
-                    self.err(f"{where}.{s}.{a}", aknode, f"unknown action {a!r} in state {s!r}",
-                             hint=self._known("actions", actions.get(s, ())))
+                    self.unknown_action(f"{where}.{s}.{a}", aknode, a, s, actions)
                     continue
                 value = self.expr(avnode, f"{where}.{s}.{a}", names)
                 self.lines[f"policy.{s}.{a}"] = avnode.line
@@ -637,6 +653,7 @@ class _Builder:
                          "transitions", hint="Remove it from 'transitions'")
                 continue
             given[s] = (knode, vnode)
+            self.lines[f"transitions.{s}"] = knode.line
         if form == "deterministic":
             P_of_a = {}
             for s in nonterminal:
@@ -659,8 +676,7 @@ class _Builder:
             seen = set()
             for a, aknode, avnode in self.mapping(vnode, f"transitions.{s}", "action -> next state") or []:
                 if a not in actions.get(s, ()):
-                    self.err(f"transitions.{s}.{a}", aknode, f"unknown action {a!r} in state {s!r}",
-                             hint=self._known("actions", actions.get(s, ())))
+                    self.unknown_action(f"transitions.{s}.{a}", aknode, a, s, actions)
                     continue
                 seen.add(a)
                 row = self._next_row(avnode, f"transitions.{s}.{a}", states, names, None)
@@ -677,17 +693,18 @@ class _Builder:
         nonterminal = [s for s in states if s not in terminal]
         node = self.top.get("rewards")
         local = dict(names)
+        local["pi"] = pi_sym  # pi(a|s); 1 for the action a deterministic policy takes
         if form == "deterministic":
             local["a"] = a_sym
-        else:
-            local["pi"] = pi_sym
         default = ZERO
         specific: dict = {}  # (s, a or None, s2 or None) -> expr
+        self.spec_keys = {}  # the same keys -> (key path, line) of the entry
         if node is not None and not node.is_null:
             for s, knode, vnode in self.mapping(node, "rewards", "default / state -> ...") or []:
                 if s == "default":
                     v = self.expr(vnode, "rewards.default", local, context="in a reward")
                     default = v if v is not None else ZERO
+                    self.spec_keys["default"] = ("rewards.default", vnode.line)
                     continue
                 if s not in states:
                     self.err(f"rewards.{s}", knode, f"unknown state {s!r}", hint=self._known("states", states))
@@ -702,11 +719,11 @@ class _Builder:
                     v = self.expr(vnode, f"rewards.{s}", local, context="in a reward")
                     if v is not None:
                         specific[(s, None, None)] = v
+                        self.spec_keys[(s, None, None)] = (f"rewards.{s}", vnode.line)
                     continue
                 for a, aknode, avnode in self.mapping(vnode, f"rewards.{s}", "action -> reward") or []:
                     if a not in actions.get(s, ()):
-                        self.err(f"rewards.{s}.{a}", aknode, f"unknown action {a!r} in state {s!r}",
-                                 hint=self._known("actions", actions.get(s, ())))
+                        self.unknown_action(f"rewards.{s}.{a}", aknode, a, s, actions)
                         continue
                     self._reward_by_next(avnode, f"rewards.{s}.{a}", s, a, specific, local, states)
         r, r_written, r_of_a = {}, {}, ({} if form == "deterministic" else None)
@@ -720,11 +737,14 @@ class _Builder:
                     for k in ((s, key_a, s2), (s, key_a, None), (s, None, s2), (s, None, None)):
                         if k in specific:
                             v = specific[k]
+                            self.reward_keys[(s, a, s2)] = self.spec_keys[k]
                             break
                     if v is None:
                         v = default
+                        self.reward_keys[(s, a, s2)] = self.spec_keys.get("default", ("rewards", None))
                     r_written[s][a][s2] = v
                     if form == "deterministic":
+                        v = v.subs(pi_sym, ONE)
                         r_of_a.setdefault(s, {})[s2] = v
                         if mu is not None and s in mu:
                             v = v.subs(a_sym, mu[s])
@@ -740,7 +760,8 @@ class _Builder:
             if all(s2 not in P[s].get(b, {}) for b in acts):
                 where = f"rewards.{s}" + (f".{a}" if a else "") + f".{s2}"
                 self.warnings.append(Problem(f"reward for a step to {s2!r} that the transitions never take",
-                                             key=where, hint="Check the transitions, or remove the entry"))
+                                             key=where, line=self.lines.get(where),
+                                             hint="Check the transitions, or remove the entry"))
         return r, r_of_a, r_written
 
     def _reward_by_next(self, node, key, s, a, specific, local, states):
@@ -748,14 +769,17 @@ class _Builder:
             v = self.expr(node, key, local, context="in a reward")
             if v is not None:
                 specific[(s, a, None)] = v
+                self.spec_keys[(s, a, None)] = (key, node.line)
             return
         for s2, knode, vnode in self.mapping(node, key, "next state -> reward") or []:
             if s2 not in states:
                 self.err(f"{key}.{s2}", knode, f"unknown state {s2!r}", hint=self._known("states", states))
                 continue
             v = self.expr(vnode, f"{key}.{s2}", local, context="in a reward")
+            self.lines[f"{key}.{s2}"] = vnode.line
             if v is not None:
                 specific[(s, a, s2)] = v
+                self.spec_keys[(s, a, s2)] = (f"{key}.{s2}", vnode.line)
 
     # -- checks -----------------------------------------------------------------
     def _check_sums(self, case: Case):
@@ -859,6 +883,16 @@ def check_at_point(case: Case, lines: Mapping[str, int | None] | None = None,
             for s2, e in case.P.get(s, {}).get(a, {}).items():
                 key = f"transitions.{s}" + ("" if case.policy_form == "deterministic" else f".{a}") + f".{s2}"
                 check_entry(key, e)
+    for s in case.nonterminal:
+        for a in case.actions.get(s, ()):
+            for s2, e in case.r.get(s, {}).get(a, {}).items():
+                v = sympy.N(value(e), 30)
+                if not (v.is_real and v.is_finite):
+                    key, line = case.reward_keys.get((s, a, s2), ("rewards", None))
+                    problems.append(Problem(
+                        f"the reward of the step ({s}, {a}, {s2}) is not a finite real number at the "
+                        f"parameter point (it is {value(e)})", key=key, line=line, given=str(e),
+                        hint="Move the point to where every reward is defined (e.g. log(pi) needs pi > 0)"))
     g = sympy.N(value(case.gamma), 60)
     if not g.is_real or g <= 0 or g > 1 + sympy.Float("1e-50"):
         problems.append(Problem(f"the discount must be in (0, 1]; it is {value(case.gamma)} at the "
@@ -874,6 +908,6 @@ def check_at_point(case: Case, lines: Mapping[str, int | None] | None = None,
             problems.append(Problem(
                 f"with discount 1 and no horizon, no terminal state can be reached from {shown} "
                 "(reachable from the start under the policy's support at the parameter point); "
-                "the return is undefined", key="transitions",
+                "the return is undefined", key=f"transitions.{bad[0]}", line=lines.get(f"transitions.{bad[0]}"),
                 hint="Add a horizon, a discount below 1, or a path to a terminal state"))
     return problems

@@ -62,6 +62,8 @@ class Case:
     source: str | None = None
     #: key path -> line in the case file (for errors found later, e.g. at a new point)
     lines: Mapping = field(default_factory=dict)
+    #: (s, a, s_next) -> (key path, line) of the reward entry that gives that step its reward
+    reward_keys: Mapping = field(default_factory=dict)
 
     # -- construction -------------------------------------------------------
     @classmethod

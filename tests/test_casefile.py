@@ -177,3 +177,68 @@ def test_at_changes_the_point_and_revalidates():
         case.at({"p": 2})
     with pytest.raises(CaseFileError, match="unknown parameter 'q'"):
         case.at({"q": 1})
+
+
+ONE_STEP = """\
+name: one-step
+parameters:
+  p: {p}
+states: [S, G]
+terminal: [G]
+actions: [stop, go]
+start: S
+policy:
+  S: {{stop: 1 - p, go: p}}
+transitions:
+  S: {{stop: G, go: G}}
+rewards:
+  S: {{stop: {stop}, go: {go}}}
+"""
+
+
+@pytest.mark.parametrize(
+    "p, stop, go, key, shown",
+    [
+        ("0", "log(p)", "0", "rewards.S.stop", "zoo"),  # log(0)
+        ("1", "0", "1/(p - 1)", "rewards.S.go", "zoo"),  # division by zero at the point
+        ("1", "-log(pi)", "1 - log(pi)", "rewards.S.stop", "zoo"),  # entropy bonus where pi = 0
+    ],
+)
+def test_reward_undefined_at_the_point(tmp_path, p, stop, go, key, shown):
+    exc = errors(ONE_STEP.format(p=p, stop=stop, go=go), tmp_path)
+    prob = exc.problems[0]
+    assert (prob.key, prob.line) == (key, 13)
+    assert f"is not a finite real number at the parameter point (it is {shown})" in prob.message
+
+
+def test_log_of_one_minus_p_is_symbolic(tmp_path):
+    case = load(ONE_STEP.format(p="1/3", stop="-log(1 - p)", go="-log(p)"), tmp_path)
+    res = pgverify.check(case, mode="symbolic")
+    p = case.symbol("p")
+    ref = -(1 - p) * sympy.log(1 - p) - p * sympy.log(p)  # the entropy of the policy
+    assert res.verified and res.proof == "symbolic"
+    assert abs(sympy.N((res.objective.sympy_expression - ref).subs(p, sympy.Rational(2, 7)), 40)) < 1e-35
+
+
+def test_tabular_names_must_not_collide(tmp_path):
+    text = ("name: clash\nstates: [s, s_x, G]\nterminal: [G]\nactions: {s: [x_y, z], s_x: [y, z]}\n"
+            "start: s\npolicy: {softmax: tabular}\ntransitions:\n  s: {x_y: G, z: G}\n  s_x: {y: G, z: G}\n")
+    exc = errors(text, tmp_path)
+    assert "tabular parameter name 'theta_s_x_y' stands for both ('s', 'x_y') and ('s_x', 'y')" in str(exc)
+
+
+def test_from_dict_matches_plain_symbols_by_name():
+    q = sympy.Symbol("q")  # not declared real: matched by its name
+    case = pgverify.Case.from_dict({
+        "name": "plain", "parameters": {"q": "1/2"}, "states": ["S", "G"], "terminal": ["G"],
+        "actions": ["a", "b"], "start": "S", "policy": {"S": {"a": q, "b": 1 - q}},
+        "transitions": {"S": {"a": "G", "b": "G"}}, "rewards": {"S": {"a": 1}},
+    })
+    assert pgverify.check(case).gradient["q"].value == "1"
+
+
+def test_pi_in_a_deterministic_reward_is_one(tmp_path):
+    text = ("name: det\nparameters: {k: 1/2}\nstates: [S, G]\nterminal: [G]\nstart: S\n"
+            "policy: {deterministic: {S: k}}\ntransitions: {S: G}\nrewards: {S: 2*pi - a**2}\n")
+    res = pgverify.check(load(text, tmp_path))
+    assert res.objective.value == "7/4" and res.gradient["k"].value == "-1"  # J = 2 - k^2
