@@ -153,12 +153,40 @@ def _maxrss_mb() -> float:
     return kb / (1024 * 1024) if sys.platform == "darwin" else kb / 1024
 
 
+def source_digest() -> str:
+    """A short hash of the pgverify sources that this interpreter imports (they change under
+    active development; the hash tells which version a figure belongs to)."""
+    import hashlib
+    from pathlib import Path
+
+    import pgverify
+
+    root = Path(pgverify.__file__).resolve().parent
+    h = hashlib.sha1()
+    for f in sorted(root.rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:10]
+
+
+def git_revision() -> str:
+    """``git describe --always --dirty`` of the checkout pgverify is imported from, or '?'."""
+    try:
+        import pgverify
+
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(pgverify.__file__)))
+        return subprocess.run(["git", "-C", repo, "describe", "--always", "--dirty"], capture_output=True,
+                              text=True, timeout=10).stdout.strip() or "?"
+    except Exception:
+        return "?"
+
+
 def run_one(N: int, k: int, engines: str) -> dict:
     import pgverify
     from pgverify.algebra import Algebra
     from pgverify.engines import bellman
 
-    out = {"N": N, "k": k, "engines": engines, "rss_after_import_mb": _maxrss_mb()}
+    out = {"N": N, "k": k, "engines": engines, "rss_after_import_mb": _maxrss_mb(), "src": source_digest()}
     d = chain_dict(N, k)
     t0 = time.perf_counter()
     case = pgverify.case_from_dict(d)
@@ -272,7 +300,7 @@ def _degs(ds) -> str:
 def table_rows(rows: list, engines: str) -> tuple[list, list]:
     solve_head = "J+grad symbolic (s)" if engines == "bellman" else "check(all) (s)"
     head = ["N", "k", "build (s)", solve_head, "peak RSS (MB)", "deg num", "deg den",
-            "terms num", "J at p=1/2", "rel err J", "rel err grad", "sanity", "load"]
+            "terms num", "J at p=1/2", "rel err J", "rel err grad", "sanity", "load", "src"]
     if engines != "bellman":
         head += ["verified", "proof", "not run / truncated"]
     body = []
@@ -286,7 +314,7 @@ def table_rows(rows: list, engines: str) -> tuple[list, list]:
             str(r["N"]), str(r["k"]), f"{r['build_s']:.3f}", f"{r['solve_s']:.2f}",
             f"{r['peak_rss_mb']:.0f}", _degs(r["numer_degrees"]), _degs(r["denom_degrees"]),
             str(r["numer_terms"]), f"{r['J_float']:.6e}", f"{r['J_rel_err']:.1e}",
-            f"{r['grad_rel_err']:.1e}", "ok" if r["sanity_ok"] else "FAIL", f"{r['load1']:.1f}",
+            f"{r['grad_rel_err']:.1e}", "ok" if r["sanity_ok"] else "FAIL", f"{r['load1']:.1f}", r["src"],
         ]
         if engines != "bellman":
             notes = [f"{n}: {msg}" for n, msg in r["not_run"].items() if msg != "not requested"]
@@ -337,17 +365,20 @@ def main(argv=None) -> int:
           f"python={info['python']} sympy={info['sympy']} (ground types {info['sympy_ground_types']}) "
           f"python-flint={info['python-flint']}")
     print(f"platform: {info['platform']}")
+    print(f"pgverify: {git_revision()} (sources {source_digest()}; the 'src' column: the sources each "
+          "configuration ran)")
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
           "(the 'load' column: 1-minute load average when each configuration started)")
     print(f"engines: {args.engines}; timeout {args.timeout:g} s per configuration", flush=True)
     sizes, ks = sorted(_ints(args.sizes)), _ints(args.ks)
+    what = "J+grad" if args.engines == "bellman" else "check"
     rows = []
     for k in ks:
         for N in sizes:
             r = run_subprocess(N, k, args.engines, args.timeout)
             rows.append(r)
             if r["status"] == "ok":
-                msg = (f"N={N:4d} k={k}: build {r['build_s']:.3f} s, J+grad {r['solve_s']:.2f} s, "
+                msg = (f"N={N:4d} k={k}: build {r['build_s']:.3f} s, {what} {r['solve_s']:.2f} s, "
                        f"peak {r['peak_rss_mb']:.0f} MB, sanity {'ok' if r['sanity_ok'] else 'FAIL'}")
             else:
                 msg = f"N={N:4d} k={k}: {r['status']} after {r['wall_s']:.1f} s"

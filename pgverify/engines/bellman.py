@@ -33,14 +33,16 @@ from .base import FAMILIES, EngineResult
 __all__ = ["bellman"]
 
 
-def _local_terms(alg: Algebra, case, s, V_next, zero):
+def _local_terms(alg: Algebra, case, s, V_next, zero, need_value=True):
     """The value r_pi(s) + gamma (P_pi V_next)(s), and the local derivative terms of each family.
 
     ``V_next`` maps states to values (terminal states and missing ones count 0).
-    Returns (value, {family: [per parameter]}).
+    Returns (value, {family: [per parameter]}); the value is only computed when
+    ``need_value`` (sums of large rational functions are what costs here).
     """
     n = len(alg.params)
     g, dg = alg.of(case.gamma), alg.d(case.gamma)
+    discount_moves = any(x != zero for x in dg)
     value = zero
     fam = {f: [zero] * n for f in FAMILIES if f != "start"}
     for a in case.actions[s]:
@@ -48,6 +50,7 @@ def _local_terms(alg: Algebra, case, s, V_next, zero):
         if pe is None:
             continue
         p_a, dp_a = alg.of(pe), alg.d(pe)
+        policy_moves = any(x != zero for x in dp_a)
         q = zero  # Q(s, a) = sum_s' P (r + gamma V')
         ev = zero  # sum_s' P V'
         dyn = [zero] * n
@@ -57,9 +60,11 @@ def _local_terms(alg: Algebra, case, s, V_next, zero):
             re = case.r[s][a].get(s2)
             r = alg.of(re) if re is not None else zero
             v2 = V_next.get(s2, zero)
-            target = r + g * v2
-            q += P * target
-            ev += P * v2
+            target = r + g * v2 if v2 != zero else r
+            if need_value or policy_moves:
+                q += P * target
+            if discount_moves and v2 != zero:
+                ev += P * v2
             for j in range(n):
                 if dP[j] != zero:
                     dyn[j] += dP[j] * target
@@ -67,7 +72,8 @@ def _local_terms(alg: Algebra, case, s, V_next, zero):
                     dr = alg.d(re)[j]
                     if dr != zero:
                         rew[j] += P * dr
-        value += p_a * q
+        if need_value:
+            value += p_a * q
         for j in range(n):
             if dp_a[j] != zero:
                 fam["policy"][j] += dp_a[j] * q
@@ -110,12 +116,13 @@ def bellman(case, alg: Algebra, **_options) -> EngineResult:
     if case.horizon is not None:
         V = {}
         dV = {f: [{} for _ in range(n)] for f in FAMILIES if f != "start"}
+        weights = {s: _transition_weights(alg, case, s, zero) for s in states}
         for _t in range(case.horizon):
             newV, newdV = {}, {f: [{} for _ in range(n)] for f in dV}
             for s in states:
                 val, fam = _local_terms(alg, case, s, V, zero)
                 newV[s] = val
-                w = _transition_weights(alg, case, s, zero)
+                w = weights[s]
                 for f in dV:
                     for j in range(n):
                         acc = fam[f][j]
@@ -144,7 +151,7 @@ def bellman(case, alg: Algebra, **_options) -> EngineResult:
             sol = alg.solve(A, b)
             V = {s: sol[idx[s]][0] for s in states}
             # right-hand sides: one column per (family, parameter) that is not identically zero
-            fams = {s: _local_terms(alg, case, s, V, zero)[1] for s in states}
+            fams = {s: _local_terms(alg, case, s, V, zero, need_value=False)[1] for s in states}
             cols = []
             for f in FAMILIES:
                 if f == "start":
