@@ -213,6 +213,16 @@ class _Builder:
             out.append((name, k, v))
         return out
 
+    def state_entries(self, node: Node, key: str, what: str, states, terminal, terminal_message, hint):
+        """The entries ``state -> ...`` of a mapping whose state is declared and not terminal."""
+        for s, knode, vnode in self.mapping(node, key, what) or []:
+            if s not in states:
+                self.err(f"{key}.{s}", knode, f"unknown state {s!r}", hint=self._known("states", states))
+            elif s in terminal:
+                self.err(f"{key}.{s}", knode, terminal_message.format(s=s), hint=hint)
+            else:
+                yield s, knode, vnode
+
     def expr(self, node: Node, key: str, names: Mapping[str, sympy.Expr], context: str = ""):
         if node.kind != "scalar" or node.is_null:
             self.err(key, node, "expected a number or an expression", given=node.shown())
@@ -471,14 +481,8 @@ class _Builder:
                 self.err("actions", node, "at least one action is required")
             return {s: names for s in nonterminal}
         out = {}
-        for s, knode, vnode in self.mapping(node, "actions", "state -> list of actions") or []:
-            if s not in states:
-                self.err(f"actions.{s}", knode, f"unknown state {s!r}", hint=self._known("states", states))
-                continue
-            if s in terminal:
-                self.err(f"actions.{s}", knode, f"terminal state {s!r} has no actions",
-                         hint="Remove it from 'actions'")
-                continue
+        for s, knode, vnode in self.state_entries(node, "actions", "state -> list of actions", states, terminal,
+                                                  "terminal state {s!r} has no actions", "Remove it from 'actions'"):
             names = tuple(n for n, _ in self._names_list(vnode, f"actions.{s}"))
             if not names and vnode.kind == "seq":
                 self.err(f"actions.{s}", vnode, "at least one action is required")
@@ -557,14 +561,8 @@ class _Builder:
             return pi, mu
         if form == "deterministic":
             mu = {}
-            for s, knode, vnode in self.mapping(node, "policy.deterministic", "state -> action") or []:
-                if s not in states:
-                    self.err(f"policy.deterministic.{s}", knode, f"unknown state {s!r}",
-                             hint=self._known("states", states))
-                    continue
-                if s in terminal:
-                    self.err(f"policy.deterministic.{s}", knode, f"terminal state {s!r} takes no action")
-                    continue
+            for s, knode, vnode in self.state_entries(node, "policy.deterministic", "state -> action", states,
+                                                      terminal, "terminal state {s!r} takes no action", None):
                 value = self.expr(vnode, f"policy.deterministic.{s}", names)
                 if value is not None:
                     mu[s] = value
@@ -576,14 +574,8 @@ class _Builder:
             return pi, mu
         where = "policy.softmax" if form == "softmax" else "policy"
         rows = {}
-        for s, knode, vnode in self.mapping(node, where, "state -> action -> value") or []:
-            if s not in states:
-                self.err(f"{where}.{s}", knode, f"unknown state {s!r}", hint=self._known("states", states))
-                continue
-            if s in terminal:
-                self.err(f"{where}.{s}", knode, f"terminal state {s!r} has no actions",
-                         hint="Remove it from the policy")
-                continue
+        for s, knode, vnode in self.state_entries(node, where, "state -> action -> value", states, terminal,
+                                                  "terminal state {s!r} has no actions", "Remove it from the policy"):
             row = {}
             for a, aknode, avnode in self.mapping(vnode, f"{where}.{s}", "action -> value") or []:
                 if a not in actions.get(s, ()):
@@ -642,16 +634,10 @@ class _Builder:
         if node is None:
             self.err("transitions", None, "the field 'transitions' is required")
             return P, P_of_a
-        entries = self.mapping(node, "transitions", "state -> action -> next state") or []
         given = {}
-        for s, knode, vnode in entries:
-            if s not in states:
-                self.err(f"transitions.{s}", knode, f"unknown state {s!r}", hint=self._known("states", states))
-                continue
-            if s in terminal:
-                self.err(f"transitions.{s}", knode, f"terminal state {s!r} is absorbing and has no "
-                         "transitions", hint="Remove it from 'transitions'")
-                continue
+        for s, knode, vnode in self.state_entries(node, "transitions", "state -> action -> next state", states,
+                                                  terminal, "terminal state {s!r} is absorbing and has no "
+                                                  "transitions", "Remove it from 'transitions'"):
             given[s] = (knode, vnode)
             self.lines[f"transitions.{s}"] = knode.line
         if form == "deterministic":
