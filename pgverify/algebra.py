@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import sympy
 from sympy import QQ, ZZ, RealField
 from sympy.polys.matrices import DomainMatrix
 
+from . import flintfield
 from .model import Case
 
 __all__ = ["Algebra", "NUMERIC_DIGITS", "choose_mode", "MODES"]
@@ -277,7 +279,10 @@ class Algebra:
         gens = list(self.params) + [a.symbol for a in self.norm.atoms.values()]
         if not gens:
             gens = [sympy.Symbol("_unused")]
-        self.domain = ZZ.frac_field(*gens)  # = QQ(gens); over ZZ, cancelling needs no ring conversions
+        if flintfield.available():
+            self.domain = flintfield.FlintField(gens)  # QQ(gens) in C (FLINT)
+        else:  # pragma: no cover - python-flint is a dependency; this is the pure-Python fallback
+            self.domain = ZZ.frac_field(*gens)  # = QQ(gens); over ZZ, cancelling needs no ring conversions
         self.gens = gens
         self._gen_elems = dict(zip(gens, self.domain.gens))
         self._normed = normed
@@ -471,6 +476,10 @@ class Algebra:
             else:
                 values[g] = sympy.Integer(0)
             rational = rational and values[g].is_Rational
+        if rational and isinstance(self.domain, flintfield.FlintField):
+            f = self.domain.evaluate(x, [Fraction(int(values[g].p), int(values[g].q)) for g in self.gens])
+            v = sympy.Rational(f.numerator, f.denominator)
+            return v, sympy.Float(v, NUMERIC_DIGITS)
         if rational:
             ring = x.numer.ring.clone(domain=QQ)
             num, den = x.numer.set_ring(ring), x.denom.set_ring(ring)
