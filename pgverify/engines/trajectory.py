@@ -38,7 +38,7 @@ __all__ = ["trajectory", "DEFAULT_LIMIT"]
 DEFAULT_LIMIT = 200_000
 #: Most trajectories summed as rational functions of theta; beyond it the sum is taken at the
 #: point (sums of many rational functions with exp(theta) generators grow slowly in size).
-SYMBOLIC_BUDGET = 2_000
+SYMBOLIC_BUDGET = 5_000
 #: Most trajectories summed when cycles force a cut (the cut sum is computed at the point).
 TRUNCATION_BUDGET = 20_000
 MAX_TRUNCATION = 400
