@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import sympy
 import yaml
 
-from .errors import CaseFileError, ExpressionError, PgVerifyError, Problem
+from .errors import CaseFileError, ExpressionError, Problem
 from .expr import FUNCTIONS, exact_number, parse_expression
 from .model import DETERMINISTIC_ACTION, Case
 

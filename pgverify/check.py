@@ -10,9 +10,9 @@ import sympy
 
 from .algebra import NUMERIC_DIGITS, Algebra, choose_mode
 from .casefile import load_case
-from .compare import TOLERANCE_DIGITS, Comparison, compare
+from .compare import TOLERANCE_DIGITS, compare
 from .engines import ENGINES
-from .engines.base import FAMILIES, EngineResult
+from .engines.base import EngineResult
 from .errors import EngineError, PgVerifyError, UsageError
 from .model import Case
 

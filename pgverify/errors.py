@@ -7,7 +7,7 @@ print them without a traceback and tests can assert them exactly.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 __all__ = [
     "PgVerifyError",

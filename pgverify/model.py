@@ -21,7 +21,6 @@ from typing import Mapping
 
 import sympy
 
-from .errors import Problem
 
 __all__ = ["Case", "DETERMINISTIC_ACTION", "POLICY_FORMS"]
 

@@ -5,7 +5,7 @@ import sympy
 import pgverify
 from pgverify.algebra import Algebra
 from pgverify.compare import compare
-from pgverify.engines import ENGINES, FAMILIES, EngineResult, bellman, occupancy, trajectory
+from pgverify.engines import ENGINES, FAMILIES, bellman, occupancy, trajectory
 
 from .conftest import CASE_FILES
 

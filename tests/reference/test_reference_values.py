@@ -3,7 +3,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import mpmath
-import pytest
 import sympy
 import yaml
 
