@@ -836,6 +836,17 @@ def _sum_problem(row: Mapping[str, sympy.Expr], point, params):
     return None
 
 
+def _describe(v) -> str:
+    """A number that is not finite and real, in words."""
+    if v is sympy.zoo:
+        return "complex infinity: a division by zero or log(0)"
+    if v is sympy.nan:
+        return "undefined (nan)"
+    if v in (sympy.oo, -sympy.oo):
+        return f"{v}: infinite"
+    return f"{v}: not real"
+
+
 def check_at_point(case: Case, lines: Mapping[str, int | None] | None = None,
                    properness: bool = True) -> list[Problem]:
     """The checks that depend on the parameter point: entries in [0, 1], the discount, properness.
@@ -875,9 +886,10 @@ def check_at_point(case: Case, lines: Mapping[str, int | None] | None = None,
                 v = sympy.N(value(e), 30)
                 if not (v.is_real and v.is_finite):
                     key, line = case.reward_keys.get((s, a, s2), ("rewards", None))
+                    written = (case.r_written or {}).get(s, {}).get(a, {}).get(s2, e)
                     problems.append(Problem(
                         f"the reward of the step ({s}, {a}, {s2}) is not a finite real number at the "
-                        f"parameter point (it is {value(e)})", key=key, line=line, given=str(e),
+                        f"parameter point (it is {_describe(value(e))})", key=key, line=line, given=str(written),
                         hint="Move the point to where every reward is defined (e.g. log(pi) needs pi > 0)"))
     g = sympy.N(value(case.gamma), 60)
     if not g.is_real or g <= 0 or g > 1 + sympy.Float("1e-50"):

@@ -197,17 +197,18 @@ rewards:
 
 
 @pytest.mark.parametrize(
-    "p, stop, go, key, shown",
+    "p, stop, go, key, given",
     [
-        ("0", "log(p)", "0", "rewards.S.stop", "zoo"),  # log(0)
-        ("1", "0", "1/(p - 1)", "rewards.S.go", "zoo"),  # division by zero at the point
-        ("1", "-log(pi)", "1 - log(pi)", "rewards.S.stop", "zoo"),  # entropy bonus where pi = 0
+        ("0", "log(p)", "0", "rewards.S.stop", "log(p)"),  # log(0)
+        ("1", "0", "1/(p - 1)", "rewards.S.go", "1/(p - 1)"),  # division by zero at the point
+        ("1", "-log(pi)", "1 - log(pi)", "rewards.S.stop", "-log(pi)"),  # entropy bonus where pi = 0
     ],
 )
-def test_reward_undefined_at_the_point(tmp_path, p, stop, go, key, shown):
+def test_reward_undefined_at_the_point(tmp_path, p, stop, go, key, given):
+    shown = "complex infinity: a division by zero or log(0)"
     exc = errors(ONE_STEP.format(p=p, stop=stop, go=go), tmp_path)
     prob = exc.problems[0]
-    assert (prob.key, prob.line) == (key, 13)
+    assert (prob.key, prob.line, prob.given) == (key, 13, given)
     assert f"is not a finite real number at the parameter point (it is {shown})" in prob.message
 
 
