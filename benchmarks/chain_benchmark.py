@@ -27,8 +27,9 @@ What is measured (each configuration in its own subprocess, killed after --timeo
 * the peak resident memory of the subprocess (``resource.getrusage`` ``ru_maxrss``; about
   95 MB of it is the interpreter with sympy, flint and numpy imported);
 * the 1-minute load average when the configuration started (timings are wall-clock);
-* the degrees of J's numerator and denominator in each parameter (``PolyElement.degrees()``)
-  and the number of terms of the numerator;
+* the degrees of J's numerator and denominator in each parameter (``degrees()`` of the
+  numerator and denominator polynomials: sympy PolyElements or python-flint fmpz_mpoly,
+  whichever field pgverify's Algebra uses) and the number of terms of the numerator;
 * a sanity check: J and grad J at p = 1/2 (``alg.at_point``) against an independent float
   computation with numpy: V = numpy.linalg.solve(I - P, -1), J = V[c0]; grad J (and J once
   more) from the first-passage decomposition (see ``numpy_reference``: the naive
@@ -36,11 +37,13 @@ What is measured (each configuration in its own subprocess, killed after --timeo
   relative.
 
 When one run of a k exceeds the timeout (or fails), the larger N for that k are skipped.
+Each subprocess's address space is capped (``--max-memory-gb``, default 8): without a cap,
+chain-300-4 grows past 24 GB and brings in the kernel's OOM killer.
 
 Usage::
 
     python benchmarks/chain_benchmark.py [--sizes 10,30,100,300] [--ks 1,2,4]
-        [--timeout 120] [--engines bellman|all] [--markdown]
+        [--timeout 120] [--engines bellman|all] [--max-memory-gb 8] [--markdown] [--json FILE]
 
 Targets (from the project's issue): N = 100, k = 2 and N = 300, k = 1 each in under
 20 s on a 2-core machine.
@@ -181,6 +184,15 @@ def git_revision() -> str:
         return "?"
 
 
+def numer_denom(x):
+    """Numerator and denominator polynomials of an element of the symbolic domain: sympy's
+    fraction field (``.numer``/``.denom``, PolyElements) or pgverify's python-flint field
+    (``.n``/``.d``, fmpz_mpoly).  Both have ``degrees()`` (per generator) and ``len()`` (terms)."""
+    if hasattr(x, "numer"):
+        return x.numer, x.denom
+    return x.n, x.d
+
+
 def run_one(N: int, k: int, engines: str) -> dict:
     import pgverify
     from pgverify.algebra import Algebra
@@ -217,9 +229,12 @@ def run_one(N: int, k: int, engines: str) -> dict:
 
     out["mode"] = alg.mode
     out["params"] = [str(p) for p in alg.params]
-    out["numer_degrees"] = list(J.numer.degrees())
-    out["denom_degrees"] = list(J.denom.degrees())
-    out["numer_terms"] = len(J.numer.terms())
+    num, den = numer_denom(J)
+    out["domain"] = f"{type(alg.domain).__module__}.{type(alg.domain).__name__}"
+    out["numer_degrees"] = [int(x) for x in num.degrees()]
+    out["denom_degrees"] = [int(x) for x in den.degrees()]
+    out["numer_terms"] = len(num)
+    out["denom_terms"] = len(den)
     t0 = time.perf_counter()
     J_exact, _ = alg.at_point(J)
     grad_exact = [alg.at_point(g)[0] for g in grad]
@@ -273,19 +288,38 @@ def machine_info() -> dict:
     }
 
 
-def run_subprocess(N: int, k: int, engines: str, timeout: float) -> dict:
+def _limit_memory(gb: float):
+    """A preexec_fn for the child: cap its address space (so a configuration that explodes
+    fails with MemoryError / SIGABRT instead of driving the whole machine into the OOM killer)."""
+    def apply():
+        import resource
+
+        limit = int(gb * 1024**3)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return apply
+
+
+def run_subprocess(N: int, k: int, engines: str, timeout: float, max_memory_gb: float = 0) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", str(N), str(k), "--engines", engines]
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              preexec_fn=_limit_memory(max_memory_gb) if max_memory_gb > 0 else None)
     except subprocess.TimeoutExpired:  # subprocess.run kills the child
         return {"N": N, "k": k, "status": "timeout", "wall_s": time.perf_counter() - t0, "load1": load}
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
-        return {"N": N, "k": k, "status": f"error (exit {proc.returncode}): {tail[0]}", "wall_s": wall,
-                "load1": load}
+        if proc.returncode < 0:
+            import signal
+
+            how = f"killed by {signal.Signals(-proc.returncode).name}"
+        else:
+            how = f"exit {proc.returncode}"
+        if "MemoryError" in (proc.stderr or "") or proc.returncode == -6:
+            how += f"; out of memory? (limit {max_memory_gb:g} GB)" if max_memory_gb > 0 else "; out of memory?"
+        return {"N": N, "k": k, "status": f"error ({how}): {tail[0][:120]}", "wall_s": wall, "load1": load}
     data = json.loads(proc.stdout.strip().splitlines()[-1])
     data["status"] = "ok"
     data["wall_s"] = wall
@@ -350,6 +384,8 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per configuration")
     ap.add_argument("--engines", choices=("bellman", "all"), default="bellman",
                     help="bellman: time Algebra + Bellman engine; all: time pgverify.check with all three")
+    ap.add_argument("--max-memory-gb", type=float, default=8.0,
+                    help="address-space limit of each configuration's subprocess (0: none); default 8")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
     ap.add_argument("--json", metavar="FILE", help="also write the raw figures to FILE")
     ap.add_argument("--worker", nargs=2, type=int, metavar=("N", "K"), help=argparse.SUPPRESS)
@@ -375,7 +411,7 @@ def main(argv=None) -> int:
     rows = []
     for k in ks:
         for N in sizes:
-            r = run_subprocess(N, k, args.engines, args.timeout)
+            r = run_subprocess(N, k, args.engines, args.timeout, args.max_memory_gb)
             rows.append(r)
             if r["status"] == "ok":
                 msg = (f"N={N:4d} k={k}: build {r['build_s']:.3f} s, {what} {r['solve_s']:.2f} s, "
@@ -390,6 +426,8 @@ def main(argv=None) -> int:
                 break
     print()
     print_table(rows, args.engines, args.markdown)
+    domains = sorted({r["domain"] for r in rows if r["status"] == "ok"})
+    print(f"\nsymbolic domain: {', '.join(domains) or '-'}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"machine": info, "args": vars(args), "rows": rows}, fh, indent=2)
