@@ -4,12 +4,14 @@ The engines never differentiate anything themselves.  They read, for every
 ingredient x of the case (rho0, pi, P, r, gamma), its value ``val(x)`` and its
 partial derivatives ``d(x)[j]`` with respect to each parameter theta_j, as
 elements of one sympy domain, and combine them with field operations only
-(sums, products, linear solves with :class:`~sympy.polys.matrices.DomainMatrix`).
+(sums, products, and exact sparse Gaussian elimination in :meth:`Algebra.solve`).
 
 Three modes:
 
 ``symbolic``
-    The domain is the rational function field QQ(theta, atoms).  Atoms are the
+    The domain is the rational function field QQ(theta, atoms), on python-flint's
+    multivariate polynomials (:mod:`pgverify.flintfield`; sympy's ``ZZ.frac_field`` if
+    python-flint lacks them).  Atoms are the
     transcendental pieces of the case's expressions, normalised so that known
     identities hold in the field: ``exp(2*t - u) = E_t**2 / E_u`` with one atom
     ``E_t = exp(t/d)`` per parameter, ``log`` of a rational function is split
@@ -33,7 +35,6 @@ from fractions import Fraction
 
 import sympy
 from sympy import QQ, ZZ, RealField
-from sympy.polys.matrices import DomainMatrix
 
 from . import flintfield
 from .model import Case
@@ -380,9 +381,6 @@ class Algebra:
         if self.domain == QQ:
             return QQ(int(v.p), int(v.q))
         return self.domain.from_sympy(sympy.N(v, NUMERIC_DIGITS + 10))
-
-    def matrix(self, rows, shape):
-        return DomainMatrix(rows, shape, self.domain)
 
     def solve(self, A_rows, B_rows):
         """Solve A X = B exactly in the domain (sparse Gaussian elimination, then back substitution).

@@ -8,7 +8,8 @@ With a horizon H, backward induction (V_H = 0):
     \qquad J = \sum_s \rho_0(s) V_0(s).
 
 Without one, the linear system (I - \gamma P_\pi) V = r_\pi on the states reachable
-from the start (Sutton & Barto 2018, eq. 3.14; solved exactly with DomainMatrix).
+from the start (Sutton & Barto 2018, eq. 3.14; solved exactly by sparse elimination in the
+algebra's field, :meth:`pgverify.algebra.Algebra.solve`).
 
 Differentiating the recursion term by term gives, for each parameter,
 
