@@ -130,9 +130,12 @@ def render_summary(res: Result, console: Console) -> None:
     for name, reason in res.not_run.items():
         console.print(f"[yellow]{name}: not run[/]: {reason}")
     for name, t in res.truncation.items():
+        loose = [c.quantity for c in res.comparisons if name in c.engines and c.proof == "inconclusive"]
+        verdict = (f"; inconclusive for {', '.join(loose)} (the bound is not smaller than the value)"
+                   if loose else "; within the bound")
         console.print(f"{name}: inexact, trajectories cut after {t['length']} steps "
                       f"({t['trajectories']} summed); rigorous bound on the rest: |J| <= {t['bound']['J']:.3g}, "
-                      f"|grad| <= {max(t['bound']['grad'], default=0):.3g}")
+                      f"|grad| <= {max(t['bound']['grad'], default=0):.3g}{verdict}")
     failed = [c for c in res.comparisons if not c.ok]
     ran = [n for n, m in res.methods.items() if m is not None]
     how = {"symbolic": "the differences are zero as rational functions of theta (symbolic)",

@@ -10,7 +10,10 @@ Proofs, strongest first:
 ``numeric-50-digits``
     the difference is below 1e-50 relative (both computed with 60 digits);
 ``within-bound``
-    a truncated (inexact) engine is within its rigorous remainder bound.
+    a truncated (inexact) engine is within its rigorous remainder bound;
+``inconclusive``
+    a truncated engine whose bound is infinite or not smaller than the value
+    itself: no disagreement, but nothing shown either (it never counts as a proof).
 
 A disagreement is never averaged away: one failed comparison makes ``agree`` false.
 """
@@ -25,7 +28,7 @@ from .engines.base import EngineResult
 
 __all__ = ["Comparison", "compare", "PROOF_ORDER", "TOLERANCE_DIGITS"]
 
-PROOF_ORDER = ("symbolic", "exact-at-point", "numeric-50-digits", "within-bound")
+PROOF_ORDER = ("symbolic", "exact-at-point", "numeric-50-digits", "within-bound", "inconclusive")
 TOLERANCE_DIGITS = 50
 
 
@@ -48,7 +51,7 @@ def _equal(alg: Algebra, a, b, bound: float | None, alg_b: Algebra | None = None
         dabs = abs(anum - bnum)
         if bound is not None:
             ok = bool(dabs <= _bounded_tolerance(bound, anum, alg, alg_b))
-            return ok, ("within-bound" if ok else None), float(dabs)
+            return ok, (_bounded_proof(bound, anum) if ok else None), float(dabs)
         if aexact is not None and bexact is not None and aexact.is_Rational and bexact.is_Rational:
             ok = aexact == bexact
             return ok, ("exact-at-point" if ok else None), float(abs(aexact - bexact))
@@ -65,11 +68,18 @@ def _equal(alg: Algebra, a, b, bound: float | None, alg_b: Algebra | None = None
     dabs = abs(dnum)
     if bound is not None:
         ok = bool(dabs <= _bounded_tolerance(bound, anum, alg))
-        return ok, ("within-bound" if ok else None), float(dabs)
+        return ok, (_bounded_proof(bound, anum) if ok else None), float(dabs)
     tol = sympy.Float(10) ** (-TOLERANCE_DIGITS) * max(sympy.Float(1), abs(anum))
     if dabs <= tol:
         return True, "numeric-50-digits", float(dabs)
     return False, None, float(dabs)
+
+
+def _bounded_proof(bound, anum) -> str:
+    """'within-bound', or 'inconclusive' when the bound is infinite or no smaller than the value."""
+    if bound == float("inf") or (anum != 0 and sympy.Float(bound) >= abs(anum)):
+        return "inconclusive"
+    return "within-bound"
 
 
 def _bounded_tolerance(bound, anum, *algebras):
@@ -104,7 +114,7 @@ def compare(alg: Algebra, results: dict[str, EngineResult], names: list[str], re
             ok, proof, diff = _equal(alg, a, b, bound, res.algebra)
             out.append(Comparison((reference, name), quantity, ok, proof, diff))
     agree = all(c.ok for c in out)
-    exact_proofs = [c.proof for c in out if c.ok and c.proof != "within-bound"]
+    exact_proofs = [c.proof for c in out if c.ok and c.proof not in ("within-bound", "inconclusive")]
     if exact_proofs:
         proof = max(exact_proofs, key=PROOF_ORDER.index)
     elif alg.mode == "symbolic":

@@ -192,3 +192,32 @@ def test_every_example_file_is_used():
     text = "".join(page.read_text(encoding="utf-8") for page in PAGES)
     unused = [p.name for p in sorted(EXAMPLES.iterdir()) if f"docs/examples/{p.name}" not in text]
     assert not unused, f"files in docs/examples that no page uses: {unused}"
+
+
+def update_pages() -> None:
+    """Rewrite every console block's output with what the commands print now.
+
+    Run ``python tests/test_docs.py --update`` after an intended change of output, then read
+    the diff of docs/ before committing it.
+    """
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        matches = list(FENCE.finditer(text))
+        for m in reversed(matches):
+            if m.group(1) != "console":
+                continue
+            block = Block(page.name, text[: m.start()].count("\n") + 1, "console", m.group(2), None)
+            printed = run_block(block)
+            body = ""
+            for cmd, out in zip(block.commands(), printed):
+                out = "\n".join(line.rstrip() for line in out.rstrip("\n").split("\n"))
+                body += f"$ {cmd.text}\n" + (out + "\n" if out else "")
+            text = text[: m.start(2)] + body + text[m.end(2):]
+        page.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--update"]:
+        update_pages()
+    else:
+        print("usage: python tests/test_docs.py --update")

@@ -180,9 +180,12 @@ def _tail_bound(case, alg: Algebra, L: int, alive_L) -> dict:
 
 def _tail_bound_30(case, alg: Algebra, L: int, alive_L) -> dict:
     point = case.point
+    cache: dict = {}
 
-    def num(e):
-        return mpmath.mpf(str(sympy.N(e.xreplace(point) if e.free_symbols else e, 40)))
+    def num(e):  # each expression is evaluated at the point once
+        if e not in cache:
+            cache[e] = mpmath.mpf(str(sympy.N(e.xreplace(point) if e.free_symbols else e, 40)))
+        return cache[e]
 
     params = alg.params
     n = len(params)
