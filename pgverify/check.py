@@ -15,6 +15,7 @@ from .engines import ENGINES
 from .engines.base import EngineResult
 from .errors import EngineError, PgVerifyError, UsageError
 from .model import Case
+from .terms import family_reports
 
 __all__ = ["check", "Result", "Quantity", "EXPRESSION_LIMIT"]
 
@@ -60,6 +61,10 @@ class Result:
     seconds: float = 0.0
     algebra: Algebra | None = field(default=None, repr=False)
     source: str | None = None
+    #: family -> FamilyReport (start, policy, dynamics, reward; discount when gamma moves)
+    terms: dict = field(default_factory=dict)
+    #: param -> Quantity: grad J minus the policy family, what the score-function formula misses
+    score_function_misses: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -84,6 +89,8 @@ class Result:
             "warnings": list(self.warnings),
             "seconds": round(self.seconds, 4),
             "source": self.source,
+            "terms": {f: r.to_dict() for f, r in self.terms.items()},
+            "score_function_misses": {p: q.to_dict() for p, q in self.score_function_misses.items()},
         }
 
     def gradient_floats(self) -> list[float]:
@@ -198,11 +205,13 @@ def check(
     for name in ENGINES:
         if name not in order:
             not_run[name] = "not requested"
-    comparisons, agree, proof = compare(alg, results, names)
+    comparisons, agree, proof = compare(alg, results, names, families=True)
     symbolic = alg.mode == "symbolic"
     ref = results["bellman"]
     objective = _quantity(alg, ref.J, symbolic)
     gradient = {p: _quantity(alg, ref.grad[j], symbolic) for j, p in enumerate(names)}
+    terms = family_reports(case, alg, ref.families, lambda x: _quantity(alg, x, symbolic))
+    misses = {p: _quantity(alg, ref.grad[j] - ref.families["policy"][j], symbolic) for j, p in enumerate(names)}
     methods: dict = {}
     for name in ENGINES:
         res = results.get(name)
@@ -227,4 +236,5 @@ def check(
         methods=methods, not_run=not_run, agree=agree, proof=proof, verified=verified, mode=alg.mode,
         tolerance=tolerance, comparisons=comparisons, engines=results, truncation=truncation,
         warnings=warnings, seconds=time.perf_counter() - t0, algebra=alg, source=case.source,
+        terms=terms, score_function_misses=misses,
     )

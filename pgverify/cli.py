@@ -11,6 +11,7 @@ import sys
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -99,20 +100,20 @@ def render_summary(res: Result, console: Console) -> None:
         "[bold yellow]AGREE, NOT VERIFIED[/]" if res.agree else "[bold red]DISAGREE[/]")
     console.rule(f"[bold]{res.case}[/]  {status}")
     if res.source:
-        console.print(f"case file: {res.source}")
+        console.print(f"case file: {res.source}", markup=False)
     point = ", ".join(f"{k} = {v}" for k, v in res.at.items()) or "(no parameters)"
-    console.print(f"at: {point}")
+    console.print(f"at: {point}", markup=False)
     if res.objective.expression is not None:
-        console.print(f"J(theta) = {res.objective.expression}")
+        console.print(f"J(theta) = {res.objective.expression}", markup=False)
     value = res.objective.value if res.objective.value is not None else res.objective.digits
-    console.print(f"J = {value}  (~ {res.objective.float:.12g})")
+    console.print(f"J = {value}  (~ {res.objective.float:.12g})", markup=False)
     if res.mode == "symbolic":
         for p, q in res.gradient.items():
-            console.print(f"dJ/d{p} = {q.expression if q.expression is not None else '(too long; see --json)'}")
+            console.print(f"dJ/d{p} = {q.expression if q.expression is not None else '(too long; see --json)'}", markup=False)
     long_values = any(q.value is not None and len(q.value) > 30 for q in res.gradient.values())
     if long_values:
         for p, q in res.gradient.items():
-            console.print(f"dJ/d{p} at the point = {q.value}")
+            console.print(f"dJ/d{p} at the point = {q.value}", markup=False)
     table = Table(title="gradient of J at the point")
     table.add_column("parameter")
     if not long_values:
@@ -128,7 +129,7 @@ def render_summary(res: Result, console: Console) -> None:
         table.add_row(*cells)
     console.print(table)
     for name, reason in res.not_run.items():
-        console.print(f"[yellow]{name}: not run[/]: {reason}")
+        console.print(f"[yellow]{name}: not run[/]: {escape(reason)}")
     for name, t in res.truncation.items():
         loose = [c.quantity for c in res.comparisons if name in c.engines and c.proof == "inconclusive"]
         verdict = (f"; inconclusive for {', '.join(loose)} (the bound is not smaller than the value)"
@@ -136,6 +137,8 @@ def render_summary(res: Result, console: Console) -> None:
         console.print(f"{name}: inexact, trajectories cut after {t['length']} steps "
                       f"({t['trajectories']} summed); rigorous bound on the rest: |J| <= {t['bound']['J']:.3g}, "
                       f"|grad| <= {max(t['bound']['grad'], default=0):.3g}{verdict}")
+    if res.terms:
+        render_terms(res, console)
     failed = [c for c in res.comparisons if not c.ok]
     ran = [n for n, m in res.methods.items() if m is not None]
     how = {"symbolic": "the differences are zero as rational functions of theta (symbolic)",
@@ -148,6 +151,43 @@ def render_summary(res: Result, console: Console) -> None:
     else:
         console.print(f"engines that ran: {', '.join(ran)}; agreement proved: {how}")
     console.print(f"mode: {res.mode}; {res.seconds:.2f} s")
+
+
+def _short(value: str | None, number: float) -> str:
+    """The exact value when it is short, else the float."""
+    return value if value is not None and len(value) <= 24 else f"{number:.6g}"
+
+
+def render_terms(res: Result, console: Console) -> None:
+    """The table of gradient families: which vanish pointwise, which in expectation, which remain."""
+    table = Table(title="where the terms go: the families of the gradient")
+    table.add_column("family")
+    table.add_column("per-step derivatives")
+    table.add_column("contribution to dJ/dtheta at the point")
+    table.add_column("fate")
+    for f, rep in res.terms.items():
+        contrib = rep.contribution
+        shown = ", ".join(f"{p}: {_short(c['value'], c['float'])}" for p, c in list(contrib.items())[:4])
+        if len(contrib) > 4:
+            nonzero = sum(1 for c in contrib.values() if not c["zero_at_point"])
+            shown += f", ... ({nonzero} of {len(contrib)} non-zero)"
+        if rep.pointwise_zero:
+            fate = "vanishes pointwise"
+        elif all(c["identically_zero"] for c in contrib.values()):
+            fate = "vanishes in expectation"
+        elif all(c["zero_at_point"] for c in contrib.values()):
+            fate = "zero at this point"
+        else:
+            fate = "remains"
+        table.add_row(f, "all zero" if rep.pointwise_zero else "not all zero", shown or "-", fate)
+    console.print(table)
+    for f, rep in res.terms.items():
+        if rep.identity:
+            console.print(f"{f} vanishes in expectation: {rep.identity}", markup=False)
+    missed = {p: q for p, q in res.score_function_misses.items() if q.float != 0.0 or (q.value not in (None, "0"))}
+    if missed:
+        shown = ", ".join(f"{p}: {_short(q.value, q.float)}" for p, q in list(missed.items())[:4])
+        console.print(f"the score-function formula (policy family alone) misses: {shown}", markup=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,170 @@
+r"""Where the terms cancel: the start, policy, dynamics and reward families of the gradient.
+
+With grad log p(tau) = grad log rho0(s_0) + sum_t grad log pi(a_t|s_t) + sum_t grad log P(s_{t+1}|s_t,a_t),
+the exact gradient splits into
+
+- *start*: E[R(tau) grad log rho0(s_0)],
+- *policy*: E[R(tau) sum_t grad log pi(a_t|s_t)] (the score-function / REINFORCE term),
+- *dynamics*: E[R(tau) sum_t grad log P(s_{t+1}|s_t,a_t)],
+- *reward*: E[sum_t gamma^t grad r(s_t,a_t,s_{t+1})] (the pathwise term),
+- *discount*: E[sum_t t gamma^(t-1) grad gamma r_t], only when gamma depends on theta.
+
+Each is the derivative of J when only that ingredient depends on theta and the
+others are frozen at the point; they add up to the gradient.  The engines compute
+them (:attr:`EngineResult.families`); this module classifies them:
+
+``pointwise_zero``
+    every per-step derivative of the ingredient (grad r, grad log P, grad log rho0,
+    grad log pi, grad gamma) is identically zero as an expression: the usual reason
+    a family is absent from textbook derivations;
+``identically_zero`` (per parameter)
+    the family's contribution to grad J is zero as a function of theta (proved in
+    the rational function field) although its pointwise derivatives need not be;
+``identity``
+    when a family vanishes in expectation but not pointwise, the identity that makes
+    it vanish, checked state by state (e.g. sum_a pi grad log pi = grad sum_a pi = 0
+    for an entropy bonus).
+
+References
+----------
+Williams (1992); Sutton et al. (2000); Silver et al. (2014), for the deterministic
+policy gradient, where the policy family is absent and the dynamics and reward
+families carry the gradient.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy
+
+from .algebra import Algebra
+from .engines.base import FAMILIES
+
+__all__ = ["FamilyReport", "family_reports", "SCORE_FAMILIES", "REPORTED_FAMILIES"]
+
+#: The families that the usual score-function formula keeps (with fixed rho0, P and r).
+SCORE_FAMILIES = ("policy",)
+#: Always reported (the JSON contract); "discount" is added when gamma depends on theta.
+REPORTED_FAMILIES = ("start", "policy", "dynamics", "reward")
+
+
+@dataclass
+class FamilyReport:
+    """One family: does it vanish pointwise, is its contribution identically zero, and why."""
+
+    family: str
+    pointwise_zero: bool
+    #: one example of a non-zero per-step derivative, e.g. "d r(S, a, done)/d t1 = ..."
+    witness: str | None
+    #: param -> {"expression", "identically_zero", "zero_at_point", "float", "value"}
+    contribution: dict = field(default_factory=dict)
+    #: why the contribution vanishes although the pointwise derivatives do not
+    identity: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "pointwise_zero": self.pointwise_zero,
+            "witness": self.witness,
+            "identity": self.identity,
+            "contribution": {p: dict(c) for p, c in self.contribution.items()},
+        }
+
+
+def _ingredients(case, family):
+    """(place, expression) of the per-step ingredients whose derivatives make up a family."""
+    if family == "start":
+        return [(f"rho0({s})", e) for s, e in case.rho0.items()]
+    if family == "discount":
+        return [("gamma", case.gamma)]
+    out = []
+    for s in case.nonterminal:
+        for a in case.actions[s]:
+            if family == "policy" and a in case.pi[s]:
+                out.append((f"pi({a}|{s})", case.pi[s][a]))
+            for s2, e in case.P[s].get(a, {}).items():
+                if family == "dynamics":
+                    out.append((f"P({s2}|{s},{a})", e))
+                elif family == "reward" and s2 in case.r[s][a]:
+                    out.append((f"r({s},{a},{s2})", case.r[s][a][s2]))
+    return out
+
+
+def _nonzero_derivative(case, family):
+    """A witness that some per-step derivative of the family is not identically zero, or None."""
+    params = set(case.parameters)
+    for place, e in _ingredients(case, family):
+        for p in case.parameters:
+            if p not in e.free_symbols or p not in params:
+                continue
+            d = sympy.diff(e, p)
+            if d != 0 and sympy.simplify(d) != 0:
+                what = f"d log {place}" if family in ("start", "policy", "dynamics") else f"d {place}"
+                return f"{what}/d{p.name} = {sympy.simplify(d / e) if what.startswith('d log') else d}"
+    return None
+
+
+def _identity(case, alg: Algebra, family) -> str | None:
+    """The local identity that makes a family's expected contribution vanish, checked exactly."""
+    zero = alg.zero
+    n = len(alg.params)
+    if family == "reward":
+        for s in case.nonterminal:
+            for j in range(n):
+                total = zero
+                for a in case.actions[s]:
+                    if a not in case.pi[s]:
+                        continue
+                    p_a = alg.of(case.pi[s][a])
+                    for s2, Pe in case.P[s][a].items():
+                        re = case.r[s][a].get(s2)
+                        if re is not None:
+                            total += p_a * alg.of(Pe) * alg.d(re)[j]
+                if total != zero:
+                    return None
+        through_pi = case.r_written is not None and all(
+            not (e.free_symbols & set(case.parameters))
+            for s in case.r_written for a in case.r_written[s] for e in case.r_written[s][a].values())
+        if through_pi:
+            return ("the reward depends on theta only through pi(a|s), as an entropy bonus -alpha*log(pi) "
+                    "does; in every state sum_a pi(a|s) grad log pi(a|s) = grad sum_a pi(a|s) = grad 1 = 0, "
+                    "so sum_a pi(a|s) E[grad r | s, a] = 0 (checked exactly state by state)")
+        return "sum_a pi(a|s) sum_s' P(s'|s,a) grad r(s,a,s') = 0 in every state (checked exactly)"
+    if family == "dynamics":
+        return ("in every state and action, sum_s' grad P(s'|s,a) [r + gamma V(s')] = 0: "
+                "sum_s' grad P(s'|s,a) = grad 1 = 0 and the next states' targets are equal")
+    if family == "start":
+        return "sum_s grad rho0(s) V(s) = 0: sum_s grad rho0(s) = grad 1 = 0 and V is equal on the start's support"
+    if family == "policy":
+        return ("sum_s d(s) sum_a grad pi(a|s) Q(s,a) = 0: sum_a grad pi(a|s) = 0 and the action values are "
+                "equal where the policy moves")
+    return None
+
+
+def family_reports(case, alg: Algebra, families: dict, quantity) -> dict[str, FamilyReport]:
+    """Classify each family of an engine's result (``families``: family -> list over parameters).
+
+    ``quantity(x)`` turns a domain element into a :class:`~pgverify.check.Quantity`.
+    """
+    names = [p.name for p in case.parameters]
+    gamma_moves = bool(case.gamma.free_symbols & set(case.parameters))
+    out = {}
+    for f in FAMILIES:
+        if f not in REPORTED_FAMILIES and not (f == "discount" and gamma_moves):
+            continue
+        witness = _nonzero_derivative(case, f)
+        report = FamilyReport(f, witness is None, witness)
+        all_zero = True
+        for j, p in enumerate(names):
+            x = families[f][j]
+            q = quantity(x)
+            ident = alg.mode == "symbolic" and alg.is_zero(x)
+            if witness is None:
+                ident = True  # no derivative anywhere: trivially zero
+            at_point = q.value == "0" or (q.value is None and q.float == 0.0)
+            all_zero = all_zero and ident
+            report.contribution[p] = {"expression": q.expression, "identically_zero": ident,
+                                      "zero_at_point": at_point, "value": q.value, "float": q.float}
+        if witness is not None and all_zero and names:
+            report.identity = _identity(case, alg, f)
+        out[f] = report
+    return out
