@@ -15,7 +15,7 @@ from .engines import ENGINES
 from .engines.base import EngineResult
 from .errors import EngineError, PgVerifyError, UsageError
 from .model import Case
-from .terms import family_reports
+from .terms import acts_only_through_the_action, deterministic_policy_gradient, family_reports
 
 __all__ = ["check", "Result", "Quantity", "EXPRESSION_LIMIT"]
 
@@ -65,6 +65,10 @@ class Result:
     terms: dict = field(default_factory=dict)
     #: param -> Quantity: grad J minus the policy family, what the score-function formula misses
     score_function_misses: dict = field(default_factory=dict)
+    #: deterministic policy: param -> Quantity of sum_s d(s) grad mu(s) dQ/da (Silver et al. 2014)
+    dpg: dict = field(default_factory=dict)
+    #: the comparison of the DPG with the dynamics + reward families (None: not applicable)
+    dpg_check: dict | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -91,10 +95,17 @@ class Result:
             "source": self.source,
             "terms": {f: r.to_dict() for f, r in self.terms.items()},
             "score_function_misses": {p: q.to_dict() for p, q in self.score_function_misses.items()},
+            "deterministic_policy_gradient": ({p: q.to_dict() for p, q in self.dpg.items()} if self.dpg else None),
+            "dpg_check": self.dpg_check,
         }
 
     def gradient_floats(self) -> list[float]:
         return [self.gradient[p].float for p in self.parameters]
+
+
+def proof_name(mode: str) -> str:
+    """The proof that an exact zero test in this algebra's mode gives."""
+    return {"symbolic": "symbolic", "exact-at-point": "exact-at-point"}.get(mode, "numeric-50-digits")
 
 
 def _quantity(alg: Algebra, x, symbolic: bool) -> Quantity:
@@ -212,6 +223,19 @@ def check(
     gradient = {p: _quantity(alg, ref.grad[j], symbolic) for j, p in enumerate(names)}
     terms = family_reports(case, alg, ref.families, lambda x: _quantity(alg, x, symbolic))
     misses = {p: _quantity(alg, ref.grad[j] - ref.families["policy"][j], symbolic) for j, p in enumerate(names)}
+    dpg, dpg_check = {}, None
+    values = deterministic_policy_gradient(case, alg, results.get("occupancy"))
+    if values is not None:
+        dpg = {p: _quantity(alg, values[j], symbolic) for j, p in enumerate(names)}
+        if acts_only_through_the_action(case):
+            pairs = [(values[j], ref.families["dynamics"][j] + ref.families["reward"][j]) for j in range(len(names))]
+            diffs = [alg.at_point(a - b)[1] for a, b in pairs]
+            same = all(alg.is_zero(a - b) for a, b in pairs) if alg.mode != "numeric" else all(
+                abs(x) <= sympy.Float(10) ** (-TOLERANCE_DIGITS) for x in diffs)
+            dpg_check = {"equals": "dynamics + reward families", "agree": bool(same),
+                         "proof": (proof_name(alg.mode) if same else None),
+                         "max_difference": float(max((abs(x) for x in diffs), default=0))}
+            agree = agree and bool(same)
     methods: dict = {}
     for name in ENGINES:
         res = results.get(name)
@@ -236,5 +260,5 @@ def check(
         methods=methods, not_run=not_run, agree=agree, proof=proof, verified=verified, mode=alg.mode,
         tolerance=tolerance, comparisons=comparisons, engines=results, truncation=truncation,
         warnings=warnings, seconds=time.perf_counter() - t0, algebra=alg, source=case.source,
-        terms=terms, score_function_misses=misses,
+        terms=terms, score_function_misses=misses, dpg=dpg, dpg_check=dpg_check,
     )

@@ -125,7 +125,11 @@ class Case:
                     yield s, a, s2, p_a, prob, self.r[s][a].get(s2, sympy.Integer(0))
 
     def expressions(self):
-        """Every expression of the case (for generator discovery and parameter use)."""
+        """Every expression of the case (for generator discovery and parameter use).
+
+        With a deterministic policy this includes mu(s) and the action derivatives
+        dP/da and dr/da at a = mu(s), which the deterministic policy gradient uses.
+        """
         yield from self.rho0.values()
         yield self.gamma
         for s in self.nonterminal:
@@ -133,6 +137,25 @@ class Case:
             for a in self.actions[s]:
                 yield from self.P[s][a].values()
                 yield from self.r[s][a].values()
+        if self.mu is not None:
+            for s, (dP, dr) in self.action_derivatives().items():
+                yield self.mu[s]
+                yield from dP.values()
+                yield from dr.values()
+
+    def action_derivatives(self) -> dict:
+        """Deterministic policy: s -> ({s_next: dP/da}, {s_next: dr/da}) at a = mu(s)."""
+        if self.mu is None:
+            return {}
+        a = self.action_symbol
+        out = {}
+        for s in self.nonterminal:
+            if s not in self.mu or s not in (self.P_of_a or {}):
+                continue
+            dP = {s2: sympy.diff(e, a).subs(a, self.mu[s]) for s2, e in self.P_of_a[s].items()}
+            dr = {s2: sympy.diff(e, a).subs(a, self.mu[s]) for s2, e in (self.r_of_a or {}).get(s, {}).items()}
+            out[s] = (dP, dr)
+        return out
 
     def __repr__(self) -> str:
         return (

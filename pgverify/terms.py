@@ -168,3 +168,51 @@ def family_reports(case, alg: Algebra, families: dict, quantity) -> dict[str, Fa
             report.identity = _identity(case, alg, f)
         out[f] = report
     return out
+
+
+def deterministic_policy_gradient(case, alg: Algebra, occupancy_result) -> list | None:
+    r"""The deterministic policy gradient, sum_t gamma^t sum_s Pr(s_t = s) grad mu(s) dQ_t/da at a = mu(s).
+
+    (Silver et al. 2014, Theorem 1; time-indexed with a horizon, with the discounted
+    occupancy d(s) without one.)  dQ/da = sum_s' [dP(s'|s,a)/da (r + gamma V(s')) + P dr/da],
+    from the case's transitions and rewards as written in the action ``a``.  It equals the
+    dynamics plus reward families when P and r depend on theta only through a.
+    Returns one value per parameter, or None when the policy is not deterministic.
+    """
+    if case.mu is None or occupancy_result is None:
+        return None
+    from .model import DETERMINISTIC_ACTION
+
+    zero = alg.zero
+    n = len(alg.params)
+    g = alg.of(case.gamma)
+    ders = case.action_derivatives()
+    out = [zero] * n
+    for weight, V_next in occupancy_result.info["weights"]:
+        for s, w in weight.items():
+            if w == zero or s not in ders:
+                continue
+            dP, dr = ders[s]
+            P = case.P[s][DETERMINISTIC_ACTION]
+            r = case.r[s][DETERMINISTIC_ACTION]
+            dQ = zero
+            for s2, e in dP.items():
+                target = (alg.of(r[s2]) if s2 in r else zero) + g * V_next.get(s2, zero)
+                dQ += alg.of(e) * target
+                if s2 in dr and s2 in P:
+                    dQ += alg.of(P[s2]) * alg.of(dr[s2])
+            dmu = alg.d(case.mu[s])
+            for j in range(n):
+                if dmu[j] != zero:
+                    out[j] += w * dmu[j] * dQ
+    return out
+
+
+def acts_only_through_the_action(case) -> bool:
+    """True when, with a deterministic policy, theta reaches P and r only through a = mu(s)."""
+    params = set(case.parameters)
+    for table in (case.P_of_a or {}, case.r_of_a or {}):
+        for row in table.values():
+            if any(e.free_symbols & params for e in row.values()):
+                return False
+    return True

@@ -25,6 +25,7 @@ def freeze_all_but(case, keep):
         r={s: {a: {s2: fz(e, "reward") for s2, e in row.items()} for a, row in acts.items()}
            for s, acts in case.r.items()},
         gamma=fz(case.gamma, "discount"),
+        mu=None, P_of_a=None, r_of_a=None,  # the frozen copy is an ordinary MDP: no DPG comparison
     )
 
 
@@ -87,3 +88,26 @@ def test_json_terms_fields():
     c = d["terms"]["reward"]["contribution"]["t1"]
     assert d["terms"]["reward"]["pointwise_zero"] is False
     assert {"expression", "identically_zero", "float"} <= set(c) and c["identically_zero"] is True
+
+
+def test_deterministic_policy_gradient_is_computed_and_checked():
+    """Silver et al. (2014), Theorem 1: with rho0 and gamma fixed and theta acting only through
+    a = mu(s), sum_s d(s) grad mu(s) dQ/da equals the whole gradient (closed form of the case in
+    tests/reference/test_reference_values.py)."""
+    res = pgverify.check(CASES / "deterministic_policy.yaml")
+    assert res.dpg_check == {"equals": "dynamics + reward families", "agree": True, "proof": "symbolic",
+                             "max_difference": 0.0}
+    for p in ("k", "c"):
+        assert sympy.cancel(res.dpg[p].sympy_expression - res.gradient[p].sympy_expression) == 0
+    assert pgverify.check(CASES / "short_corridor.yaml").dpg == {}
+
+
+def test_dpg_not_compared_when_theta_enters_the_dynamics_directly(tmp_path):
+    path = tmp_path / "direct.yaml"
+    path.write_text("name: direct\nparameters: {k: 1/2}\nstates: [S, G, F]\nterminal: [G, F]\nstart: S\n"
+                    "policy: {deterministic: {S: k}}\ntransitions: {S: {G: 'k*sigmoid(a)', F: '1 - k*sigmoid(a)'}}\n"
+                    "rewards: {S: {G: 1}}\n")
+    res = pgverify.check(path)
+    assert res.verified and res.dpg and res.dpg_check is None
+    # here the DPG misses the direct dependence: it is not the whole gradient
+    assert res.dpg["k"].float != res.gradient["k"].float

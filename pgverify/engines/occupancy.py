@@ -15,7 +15,10 @@ others are non-zero only when the start, the dynamics, the reward or the
 discount depend on theta.
 
 This engine computes occupancies forwards and Q backwards, then contracts them
-with the local derivatives; it never differentiates a recursion.
+with the local derivatives; it never differentiates a recursion.  Its ``info["weights"]``
+holds, per time step, the weighted occupancy gamma^t Pr(s_t = s) and V_{t+1} (one
+entry, d and V, without a horizon), for the deterministic policy gradient in
+:mod:`pgverify.terms`.
 """
 from __future__ import annotations
 
@@ -119,13 +122,15 @@ def occupancy(case, alg: Algebra, **_options) -> EngineResult:
         # occupancies forwards, weighted by gamma^t
         mu = {s: x for s, x in rho.items() if s not in case.terminal}
         gt = alg.one
+        weights = []
         for t in range(H):
             weight = {s: gt * m for s, m in mu.items()}
+            weights.append((weight, Vs[t + 1]))
             _contract(alg, case, states, weight, Qs[t], Vs[t + 1], families, zero)
             mu = step(mu)
             gt = gt * g
         V0 = Vs[0]
-        info = {"form": "time-indexed", "horizon": H}
+        info = {"form": "time-indexed", "horizon": H, "weights": weights}
     else:
         idx = {s: i for i, s in enumerate(states)}
         m = len(states)
@@ -146,8 +151,8 @@ def occupancy(case, alg: Algebra, **_options) -> EngineResult:
             Q = _q_table(alg, case, states, V0, zero)
             _contract(alg, case, states, d, Q, V0, families, zero)
         else:
-            V0 = {}
-        info = {"form": "discounted occupancy"}
+            V0, d = {}, {}
+        info = {"form": "discounted occupancy", "weights": [(d, V0)]}
     J = zero
     for s, e in case.rho0.items():
         v = V0.get(s, zero)
