@@ -94,6 +94,50 @@ def check_command(cases, at, as_json, force_symbolic, force_point, no_mc, force)
     sys.exit(EXIT_OK if all(r.verified for r in results) else EXIT_DISAGREE)
 
 
+@main.command("derive")
+@click.argument("case", metavar="CASE")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "latex"]), default="text",
+              show_default=True, help="Plain text, Markdown (math in $...$) or a LaTeX document.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write to this file (written whole or not at all) instead of standard output.")
+@click.option("--at", "at", multiple=True, metavar="NAME=VALUE", help="Derive at this parameter value.")
+@click.option("--symbolic", "force_symbolic", is_flag=True, help="Build full symbolic expressions in theta.")
+@click.option("--at-point", "force_point", is_flag=True, help="Work at the parameter point only.")
+def derive_command(case, fmt, output, at, force_symbolic, force_point):
+    """Print the derivation of CASE's policy gradient, term by term, with the case's own expressions."""
+    import os
+    import tempfile
+
+    from .derivation import derive
+    from .report import render
+
+    if force_symbolic and force_point:
+        _fail("--symbolic and --at-point exclude each other")
+    mode = "symbolic" if force_symbolic else "at-point" if force_point else "auto"
+    at_values = _parse_at(at)
+    try:
+        loaded = load_case(case)
+        if at_values:
+            loaded = loaded.at(at_values)
+        text = render(derive(loaded, mode=mode), fmt)
+    except PgVerifyError as exc:
+        _fail(str(exc))
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    directory = os.path.dirname(os.path.abspath(output))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".pgverify-", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
+        os.replace(tmp, output)
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc}")
+
+
 def render_summary(res: Result, console: Console) -> None:
     """The terminal summary of one result (renders; computes nothing)."""
     status = "[bold green]VERIFIED[/]" if res.verified else (
