@@ -28,6 +28,8 @@ FAMILY_LATEX = {
 
 
 class _Writer:
+    level = 1  # heading level of the title; sections are one below
+
     def __init__(self):
         self.parts: list[str] = []
 
@@ -136,19 +138,19 @@ class LatexWriter(_Writer):
 FORMATS = {"text": TextWriter, "markdown": MarkdownWriter, "latex": LatexWriter}
 
 
-def render(d: Derivation, fmt: str = "text") -> str:
-    """The derivation as text, Markdown (math in ``$...$``) or a LaTeX document."""
-    w = FORMATS[fmt]()
+def _intro(w, d: Derivation) -> None:
     res, case = d.result, d.case
-    v = w.value
-    w.heading(1, f"The policy gradient of {case.name}")
+    w.heading(w.level, f"The policy gradient of {case.name}")
     if case.description:
         w.para(case.description)
     at = ", ".join(f"{k} = {x}" for k, x in res.at.items()) or "no parameters"
     w.para(f"Parameters theta = ({', '.join(res.parameters)}), checked at {at}. Policy form: {case.policy_form}; "
            f"discount gamma = {case.gamma}; " + (f"horizon {case.horizon}." if case.horizon else "no horizon."))
 
-    w.heading(2, "1. The objective through the Bellman recursion")
+
+def _objective(w, d: Derivation) -> None:
+    res, case = d.result, d.case
+    w.heading(w.level + 1, "1. The objective through the Bellman recursion")
     if case.horizon:
         w.para("Backward induction from V_H = 0, with the case's own expressions (terminal states are worth 0):")
     else:
@@ -162,7 +164,10 @@ def render(d: Derivation, fmt: str = "text") -> str:
     w.para(f"At the point: J = {res.objective.value if res.objective.value is not None else res.objective.digits}"
            f" (about {res.objective.float:.12g}).")
 
-    w.heading(2, "2. The differentiated recursion, family by family")
+
+def _families(w, d: Derivation) -> None:
+    res = d.result
+    w.heading(w.level + 1, "2. The differentiated recursion, family by family")
     w.para("Differentiating the recursion term by term, each ingredient's derivative is its own term: "
            "the gradient is the sum of the families below; each is the derivative of J with only that "
            "ingredient depending on theta.")
@@ -192,7 +197,10 @@ def render(d: Derivation, fmt: str = "text") -> str:
     else:
         w.para("The score-function formula (the policy family alone) is the whole gradient here.")
 
-    w.heading(2, "3. The trajectory view")
+
+def _trajectories(w, d: Derivation) -> None:
+    res, v = d.result, w.value
+    w.heading(w.level + 1, "3. The trajectory view")
     w.formula("log p(tau) = log rho0(s_0) + sum_t log pi(a_t|s_t) + sum_t log P(s_{t+1}|s_t,a_t)",
               r"\log p_\theta(\tau) = \log\rho_0(s_0) + \sum_t \log\pi_\theta(a_t\mid s_t)"
               r" + \sum_t \log P(s_{t+1}\mid s_t,a_t)")
@@ -215,7 +223,10 @@ def render(d: Derivation, fmt: str = "text") -> str:
             w.para(f"{res.engines['trajectory'].info.get('trajectories')} trajectories were summed "
                    "(too many to list).")
 
-    w.heading(2, "4. The occupancy form (policy gradient theorem)")
+
+def _occupancy(w, d: Derivation) -> None:
+    res, v = d.result, w.value
+    w.heading(w.level + 1, "4. The occupancy form (policy gradient theorem)")
     w.formula("grad J = sum_t gamma^t sum_s Pr(s_t = s) sum_a grad pi(a|s) Q_t(s, a) + (start, dynamics, reward, "
               "discount terms where non-zero)",
               r"\nabla J = \sum_t \gamma^t \sum_s \Pr(s_t = s) \sum_a \nabla\pi_\theta(a\mid s)\, Q_t(s,a)"
@@ -235,7 +246,10 @@ def render(d: Derivation, fmt: str = "text") -> str:
             c = res.dpg_check
             w.para(f"Equal to the {c['equals']}: {c['agree']} (proof: {c['proof']}).")
 
-    w.heading(2, "5. The gradient, and the agreement of the three engines")
+
+def _gradient(w, d: Derivation) -> None:
+    res, v = d.result, w.value
+    w.heading(w.level + 1, "5. The gradient, and the agreement of the three engines")
     rows = [[p, v(q.sympy_expression) if q.sympy_expression is not None else "-", _shortq(q)]
             for p, q in res.gradient.items()]
     w.table(["parameter", "dJ/dtheta", "at the point"], rows)
@@ -243,6 +257,24 @@ def render(d: Derivation, fmt: str = "text") -> str:
     w.para(f"Engines that ran: {', '.join(ran)}. "
            + (f"Not run: {'; '.join(f'{k}: {r}' for k, r in res.not_run.items())}. " if res.not_run else "")
            + f"Agree: {res.agree}; proof: {res.proof}; verified: {res.verified}.")
+
+
+SECTIONS = {"objective": _objective, "families": _families, "trajectories": _trajectories,
+            "occupancy": _occupancy, "gradient": _gradient}
+
+
+def render(d: Derivation, fmt: str = "text", sections=tuple(SECTIONS), level: int = 1, title: bool = True) -> str:
+    """The derivation as text, Markdown (math in ``$...$``) or a LaTeX document.
+
+    ``sections`` picks some of :data:`SECTIONS` (in order) and ``level`` the heading level of
+    the title, for pages that show part of a derivation (docs/why-no-reward-gradient.md).
+    """
+    w = FORMATS[fmt]()
+    w.level = level
+    if title:
+        _intro(w, d)
+    for name in sections:
+        SECTIONS[name](w, d)
     return w.text()
 
 
