@@ -105,8 +105,7 @@ def derive(case: Case, *, mode: str = "auto") -> Derivation:
             for p in case.parameters:
                 if p in e.free_symbols:
                     d = sympy.diff(e, p)
-                    if f in ("start", "policy", "dynamics"):
-                        d = sympy.simplify(d / e)
+                    d = sympy.simplify(d / e if f in ("start", "policy", "dynamics") else d)
                     if d != 0:
                         items.append((place, p.name, d))
             if len(items) > 12:
