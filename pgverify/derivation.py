@@ -52,6 +52,7 @@ class Derivation:
     trajectory_count: int | None = None
     occupancy: dict = field(default_factory=dict)  # state -> exact value of d(s) (no horizon)
     notes: list = field(default_factory=list)
+    identities: object = None  # pgverify.identities.IdentityTables
 
 
 def _sym(name: str) -> sympy.Symbol:
@@ -117,6 +118,17 @@ def derive(case: Case, *, mode: str = "auto") -> Derivation:
     if tr is not None and tr.exact and tr.info.get("trajectories", 10**9) <= TRAJECTORY_TABLE_LIMIT:
         out.trajectory_count = tr.info["trajectories"]
         out.trajectories = _trajectory_rows(case)
+    # the identities behind reward-to-go and baselines (b = 1, and b = V without a horizon)
+    from .identities import identity_tables
+
+    V = None
+    occ = res.engines.get("occupancy")
+    if case.horizon is None and occ is not None and occ.info.get("weights"):
+        alg0 = occ.algebra or res.algebra
+        exact = {s: alg0.at_point(x)[0] for s, x in occ.info["weights"][0][1].items()}
+        if all(v is not None for v in exact.values()):
+            V = exact
+    out.identities = identity_tables(case, values=V)
     # 4. the occupancy (no horizon): d(s) at the point
     occ = res.engines.get("occupancy")
     if occ is not None and case.horizon is None and occ.info.get("weights"):

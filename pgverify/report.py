@@ -259,8 +259,31 @@ def _gradient(w, d: Derivation) -> None:
            + f"Agree: {res.agree}; proof: {res.proof}; verified: {res.verified}.")
 
 
+def _identities(w, d: Derivation) -> None:
+    tb = d.identities
+    if tb is None:
+        return
+    v = w.value
+    w.heading(w.level + 1, "3b. The identities behind reward-to-go and baselines")
+    w.para(f"Computed by enumerating the trajectory prefixes of the first {tb.steps} steps at the point"
+           + ("" if tb.exact else " (60-digit arithmetic; zero means below 1e-50)")
+           + ", without assuming the identities. Causality: E[d log pi(a_t|s_t) gamma^t' r_t'] for each step t "
+           "of the score and t' of the reward; the entries with t' < t must vanish (this is why reward-to-go "
+           "is unbiased):")
+    first = tb.parameters[:3]
+    rows = [[t, t2, "yes" if t2 < t else "no"] + [v(x) for x in vec[:3]]
+            for (t, t2), vec in sorted(tb.causality.items())]
+    w.table(["t (score)", "t' (reward)", "t' < t"] + [f"d/d{p}" for p in first], rows)
+    w.para(f"All t' < t terms are zero: {tb.causal_terms_zero()}.")
+    w.para("Baselines: E[d log pi(a_t|s_t) b(s_t)] for a constant baseline and for b = V:")
+    rows = [[t, name] + [v(x) for x in vec[:3]] for (t, name), vec in sorted(tb.baselines.items())]
+    w.table(["t", "baseline"] + [f"d/d{p}" for p in first], rows)
+    w.para(f"All baseline terms are zero: {tb.baselines_zero()}."
+           + (f" (Tables show the first 3 of {len(tb.parameters)} parameters.)" if len(tb.parameters) > 3 else ""))
+
+
 SECTIONS = {"objective": _objective, "families": _families, "trajectories": _trajectories,
-            "occupancy": _occupancy, "gradient": _gradient}
+            "identities": _identities, "occupancy": _occupancy, "gradient": _gradient}
 
 
 def render(d: Derivation, fmt: str = "text", sections=tuple(SECTIONS), level: int = 1, title: bool = True) -> str:
