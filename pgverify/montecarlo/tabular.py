@@ -43,8 +43,26 @@ def _num(e, point) -> float:
     return float(sympy.N(v, 30))
 
 
-def tabulate(case: Case) -> TabularMDP:
-    """The case at its point as arrays (see :class:`TabularMDP`)."""
+def _exact(e, point):
+    """The value at the point as a Fraction when rational, else a 50-digit mpmath number."""
+    from fractions import Fraction
+
+    import mpmath
+
+    v = e.xreplace(point) if e.free_symbols else e
+    v = sympy.nsimplify(v) if not v.is_Rational and v.is_number and sympy.count_ops(v) < 50 else v
+    if v.is_Rational:
+        return Fraction(int(v.p), int(v.q))
+    with mpmath.workdps(50):
+        return mpmath.mpf(str(sympy.N(v, 55)))
+
+
+def tabulate(case: Case, exact: bool = False) -> TabularMDP:
+    """The case at its point as arrays (see :class:`TabularMDP`).
+
+    With ``exact`` the arrays have dtype object and hold Fractions where the values are
+    rational (50-digit mpmath numbers otherwise), for exact moments by enumeration.
+    """
     S = len(case.states)
     idx = {s: i for i, s in enumerate(case.states)}
     acts = [list(case.actions.get(s, ())) for s in case.states]
@@ -52,41 +70,68 @@ def tabulate(case: Case) -> TabularMDP:
     n = len(case.parameters)
     pt = case.point
     terminal = np.array([s in case.terminal for s in case.states])
-    rho0 = np.zeros(S)
-    dlog_rho0 = np.zeros((S, n))
-    pi = np.zeros((S, A))
-    dlog_pi = np.zeros((S, A, n))
-    P = np.zeros((S, A, S))
-    dlog_P = np.zeros((S, A, S, n))
-    r = np.zeros((S, A, S))
-    dr = np.zeros((S, A, S, n))
+    num = _exact if exact else _num
+
+    def zeros(shape):
+        if not exact:
+            return np.zeros(shape)
+        from fractions import Fraction
+
+        out = np.empty(shape, dtype=object)
+        out.fill(Fraction(0))
+        return out
+
+    rho0 = zeros(S)
+    dlog_rho0 = zeros((S, n))
+    pi = zeros((S, A))
+    dlog_pi = zeros((S, A, n))
+    P = zeros((S, A, S))
+    dlog_P = zeros((S, A, S, n))
+    r = zeros((S, A, S))
+    dr = zeros((S, A, S, n))
+    zero = zeros(1)[0]
 
     def dlog(e, p):
         if p not in e.free_symbols:
-            return 0.0
-        v = _num(e, pt)
-        return _num(sympy.diff(e, p), pt) / v if v != 0 else 0.0
+            return zero
+        v = num(e, pt)
+        return num(sympy.diff(e, p), pt) / v if v != 0 else zero
 
     for s, e in case.rho0.items():
-        rho0[idx[s]] = _num(e, pt)
+        rho0[idx[s]] = num(e, pt)
         dlog_rho0[idx[s]] = [dlog(e, p) for p in case.parameters]
     for s in case.nonterminal:
         i = idx[s]
         for k, a in enumerate(case.actions[s]):
             pe = case.pi[s].get(a)
             if pe is not None:
-                pi[i, k] = _num(pe, pt)
+                pi[i, k] = num(pe, pt)
                 dlog_pi[i, k] = [dlog(pe, p) for p in case.parameters]
             for s2, Pe in case.P[s][a].items():
                 j = idx[s2]
-                P[i, k, j] = _num(Pe, pt)
+                P[i, k, j] = num(Pe, pt)
                 dlog_P[i, k, j] = [dlog(Pe, p) for p in case.parameters]
                 re = case.r[s][a].get(s2)
                 if re is not None:
-                    r[i, k, j] = _num(re, pt)
-                    dr[i, k, j] = [_num(sympy.diff(re, p), pt) if p in re.free_symbols else 0.0
+                    r[i, k, j] = num(re, pt)
+                    dr[i, k, j] = [num(sympy.diff(re, p), pt) if p in re.free_symbols else zero
                                    for p in case.parameters]
-    dgamma = np.array([_num(sympy.diff(case.gamma, p), pt) if p in case.gamma.free_symbols else 0.0
-                       for p in case.parameters])
-    return TabularMDP(list(case.states), acts, terminal, rho0, pi, P, r, _num(case.gamma, pt), case.horizon,
+    dgamma = zeros(n)
+    dgamma[:] = [num(sympy.diff(case.gamma, p), pt) if p in case.gamma.free_symbols else zero
+                 for p in case.parameters]
+    gamma = num(case.gamma, pt)
+    arrays = [rho0, pi, P, r, dlog_rho0, dlog_pi, dlog_P, dr, dgamma]
+    if exact:
+        import mpmath
+
+        if any(isinstance(x, mpmath.mpf) for arr in arrays for x in arr.flat) or isinstance(gamma, mpmath.mpf):
+            # one number type throughout: 60-digit mpmath numbers (Fractions do not mix with mpf)
+            with mpmath.workdps(60):
+                def to_mpf(x):
+                    return x if isinstance(x, mpmath.mpf) else mpmath.mpf(x.numerator) / x.denominator
+
+                arrays = [np.vectorize(to_mpf, otypes=[object])(arr) if arr.size else arr for arr in arrays]
+                gamma = to_mpf(gamma)
+    rho0, pi, P, r, dlog_rho0, dlog_pi, dlog_P, dr, dgamma = arrays
+    return TabularMDP(list(case.states), acts, terminal, rho0, pi, P, r, gamma, case.horizon,
                       list(case.parameter_names), dlog_rho0, dlog_pi, dlog_P, dr, dgamma)

@@ -1,0 +1,176 @@
+"""Exact moments of the estimators: by enumerating every trajectory where that is finite.
+
+The estimators of :mod:`pgverify.montecarlo.estimators` are run on the enumerated
+trajectories with exact object arrays (Fractions where the point is rational, 60-digit
+mpmath numbers otherwise), weighted by p(tau): E[g] = sum p(tau) g(tau) and
+Var[g] = sum p(tau) g(tau)^2 - E[g]^2, exactly.  Group estimators are not functions of one
+trajectory: their exact mean follows from independence (the own-return group mean is
+biased by the factor (G - 1)/G on the score part; leave-one-out is unbiased), and their
+variance is only sampled (labelled so).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mpmath
+import numpy as np
+
+from .estimators import ESTIMATORS, estimate, extra_terms_needed
+from .sampler import Episodes
+
+__all__ = ["Moments", "enumerate_episodes", "exact_moments", "state_values", "ENUMERATION_LIMIT"]
+
+ENUMERATION_LIMIT = 20_000
+
+
+@dataclass
+class Moments:
+    mean: list  # per parameter, exact (Fraction / mpf) or None
+    variance: list | None  # per parameter, or None when only sampled
+    how: str  # "enumeration", "independence", "sampled only"
+
+
+def state_values(mdp):
+    """V_t(s) (array (H, S)) with a horizon, else V(s) (array (S,)), in the arrays' own number type."""
+    S = len(mdp.states)
+    zero = mdp.pi.flat[0] * 0
+    dtype = mdp.pi.dtype
+
+    def backup(Vn):
+        out = np.empty(S, dtype=dtype)
+        for s in range(S):
+            if mdp.terminal[s]:
+                out[s] = zero
+                continue
+            acc = zero
+            for a in range(mdp.pi.shape[1]):
+                if mdp.pi[s, a] == 0:
+                    continue
+                q = zero
+                for s2 in range(S):
+                    if mdp.P[s, a, s2] != 0:
+                        q += mdp.P[s, a, s2] * (mdp.r[s, a, s2] + mdp.gamma * Vn[s2])
+                acc += mdp.pi[s, a] * q
+            out[s] = acc
+        return out
+
+    if mdp.horizon is not None:
+        V = [np.array([zero] * S, dtype=dtype)]
+        for _ in range(mdp.horizon):
+            V.append(backup(V[-1]))
+        return np.array(V[::-1][:-1], dtype=dtype)  # V_0 .. V_{H-1}
+    # (I - gamma P_pi) V = r_pi by Gauss-Jordan elimination in the arrays' number type
+    A = [[zero] * S for _ in range(S)]
+    b = [zero] * S
+    for s in range(S):
+        A[s][s] = zero + 1
+        if mdp.terminal[s]:
+            continue
+        for a in range(mdp.pi.shape[1]):
+            for s2 in range(S):
+                w = mdp.pi[s, a] * mdp.P[s, a, s2]
+                if w != 0:
+                    b[s] += w * mdp.r[s, a, s2]
+                    if not mdp.terminal[s2]:
+                        A[s][s2] -= mdp.gamma * w
+    for c in range(S):
+        piv = next(i for i in range(c, S) if A[i][c] != 0)
+        A[c], A[piv], b[c], b[piv] = A[piv], A[c], b[piv], b[c]
+        inv = 1 / A[c][c]
+        A[c] = [x * inv for x in A[c]]
+        b[c] = b[c] * inv
+        for i in range(S):
+            if i != c and A[i][c] != 0:
+                f = A[i][c]
+                A[i] = [x - f * y for x, y in zip(A[i], A[c])]
+                b[i] = b[i] - f * b[c]
+    return np.array(b, dtype=dtype)
+
+
+def enumerate_episodes(mdp, limit: int = ENUMERATION_LIMIT):
+    """Every trajectory (horizon, or an acyclic support), as Episodes plus weights p(tau); None if too many."""
+    S = len(mdp.states)
+    rows = []
+    stack = [(s, [], mdp.rho0[s]) for s in range(S) if mdp.rho0[s] != 0]
+    cap = mdp.horizon if mdp.horizon is not None else S + 1  # without a horizon a path longer than S cycles
+    while stack:
+        s, steps, p = stack.pop()
+        if mdp.terminal[s] or (mdp.horizon is not None and len(steps) >= mdp.horizon):
+            rows.append((steps, p, s))
+            if len(rows) > limit:
+                return None
+            continue
+        if len(steps) >= cap:
+            return None  # a cycle: infinitely many trajectories
+        for a in range(mdp.pi.shape[1]):
+            if mdp.pi[s, a] == 0:
+                continue
+            for s2 in range(S):
+                if mdp.P[s, a, s2] != 0:
+                    stack.append((s2, steps + [(s, a, s2)], p * mdp.pi[s, a] * mdp.P[s, a, s2]))
+    E = len(rows)
+    L = max((len(st) for st, _, _ in rows), default=0)
+    zero = mdp.pi.flat[0] * 0
+    states = np.full((E, L), -1, dtype=np.int64)
+    actions = np.full((E, L), -1, dtype=np.int64)
+    nexts = np.full((E, L), -1, dtype=np.int64)
+    rewards = np.empty((E, L), dtype=object)
+    rewards.fill(zero)
+    lengths = np.zeros(E, dtype=np.int64)
+    first = np.zeros(E, dtype=np.int64)
+    for e, (steps, _p, last) in enumerate(rows):
+        first[e] = steps[0][0] if steps else last
+        for t, (s, a, s2) in enumerate(steps):
+            states[e, t], actions[e, t], nexts[e, t] = s, a, s2
+            rewards[e, t] = mdp.r[s, a, s2]
+        lengths[e] = len(steps)
+    if L == 0:
+        states = first[:, None]
+    weights = np.array([p for _, p, _ in rows], dtype=object)
+    return Episodes(states, actions, nexts, rewards, lengths, 0, None, L), weights
+
+
+def exact_moments(mdp_exact, names=ESTIMATORS, *, group: int = 8) -> dict:
+    """name -> Moments, by enumeration where finite (see the module docstring).
+
+    The constant baseline is b = J and the value baseline V (V_t with a horizon), both
+    computed here in the arrays' own exact number type.
+    """
+    out = {}
+    with mpmath.workdps(60):
+        got = enumerate_episodes(mdp_exact)
+        if got is None:
+            return {name: Moments(None, None, "sampled only") for name in names}
+        ep, w = got
+        V = state_values(mdp_exact)
+        V0 = V[0] if mdp_exact.horizon is not None else V
+        J = sum((mdp_exact.rho0[s] * V0[s] for s in range(len(V0))), mdp_exact.pi.flat[0] * 0)
+        for name in names:
+            if name.startswith("group"):
+                continue
+            g = estimate(name, mdp_exact, ep, J=J, V=V)
+            mean = (w[:, None] * g).sum(0)
+            second = (w[:, None] * g * g).sum(0)
+            out[name] = Moments(list(mean), list(second - mean * mean), "enumeration")
+        if any(n.startswith("group") for n in names):
+            base = estimate("reinforce", mdp_exact, ep)
+            mean_all = (w[:, None] * base).sum(0)
+            extras = mean_all - (w[:, None] * _score_part(mdp_exact, ep)).sum(0)
+            score_mean = mean_all - extras
+            for name in names:
+                if name == "group_mean":
+                    out[name] = Moments(list(score_mean * (group - 1) / group + extras), None, "independence")
+                elif name == "group_mean_loo":
+                    out[name] = Moments(list(mean_all), None, "independence")
+    return out
+
+
+def _score_part(mdp, ep):
+    """G sum_t score_t alone (reinforce without the extra terms)."""
+    if not extra_terms_needed(mdp):
+        return estimate("reinforce", mdp, ep)
+    from .estimators import _pieces
+
+    mask, s, a, s2, disc, score, R, G_t = _pieces(mdp, ep)
+    G = G_t[:, 0]
+    return G[:, None] * score.sum(1)

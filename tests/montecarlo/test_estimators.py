@@ -1,0 +1,89 @@
+"""Estimators: exact moments, predicted biases confirmed by sampling, false alarms and power."""
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import pgverify
+from pgverify.montecarlo import sample, tabulate
+from pgverify.montecarlo.check import holm, monte_carlo
+from pgverify.montecarlo.estimators import estimate
+from pgverify.montecarlo.moments import exact_moments, state_values
+
+from ..conftest import CASES
+
+DISCOUNTED = {  # a finite case with gamma < 1, where dropping gamma^t biases the estimator
+    "name": "discounted-chain", "parameters": {"p": "1/3"}, "states": ["A", "B", "T"], "terminal": ["T"],
+    "actions": ["x", "y"], "start": "A", "discount": "1/2", "horizon": 3,
+    "policy": {"A": {"x": "p", "y": "1 - p"}, "B": {"x": "p", "y": "1 - p"}},
+    "transitions": {"A": {"x": "B", "y": {"A": "1/2", "T": "1/2"}}, "B": {"x": "T", "y": "A"}},
+    "rewards": {"default": 0, "A": {"x": 1}, "B": {"x": 4, "y": -1}},
+}
+
+
+def test_unbiased_estimators_have_the_gradient_as_exact_mean():
+    case = pgverify.load_case(CASES / "finite_horizon_chain.yaml")
+    grad = Fraction(pgverify.check(case).gradient["q"].value)
+    mom = exact_moments(tabulate(case, exact=True))
+    for name in ("reinforce", "reward_to_go", "constant_baseline", "value_baseline", "group_mean_loo"):
+        assert mom[name].mean == [grad], name  # exactly 50/81
+    # baselines reduce the variance here (exact variances from enumeration)
+    assert mom["value_baseline"].variance[0] < mom["constant_baseline"].variance[0] < mom["reinforce"].variance[0]
+
+
+def test_group_mean_is_biased_by_the_factor():
+    """Own-return group mean: E = (G-1)/G * policy family + other families (here only policy)."""
+    case = pgverify.Case.from_dict(DISCOUNTED)
+    res = pgverify.check(case)
+    mom = exact_moments(tabulate(case, exact=True), ("group_mean",), group=8)
+    assert mom["group_mean"].mean == [Fraction(7, 8) * Fraction(res.gradient["p"].value)]
+
+
+def test_dropping_gamma_is_biased_and_the_bias_is_exact():
+    case = pgverify.Case.from_dict(DISCOUNTED)
+    res = pgverify.check(case)
+    grad = Fraction(res.gradient["p"].value)
+    mom = exact_moments(tabulate(case, exact=True), ("no_discount_weighting", "reward_to_go"))
+    assert mom["reward_to_go"].mean == [grad]
+    assert mom["no_discount_weighting"].mean[0] != grad  # biased for gamma < 1 (Nota & Thomas 2020)
+    mc = monte_carlo(case, res, episodes=40_000, seed=5, estimators=("no_discount_weighting", "reward_to_go"))
+    entry = mc.estimators["no_discount_weighting"]
+    assert entry["unbiased"] is False and entry["consistent"] is True  # samples agree with the biased mean
+    assert entry["bias"]["p"] == pytest.approx(float(mom["no_discount_weighting"].mean[0] - grad), rel=1e-12)
+
+
+def test_power_a_biased_estimator_compared_with_the_gradient_fails():
+    """Compared with the gradient instead of its own mean, the own-return group mean is caught."""
+    case = pgverify.load_case(CASES / "entropy_bonus.yaml")
+    res = pgverify.check(case)
+    mdp = tabulate(case)
+    ep = sample(mdp, 80_000, seed=11)
+    g = estimate("group_mean", mdp, ep, group=8).reshape(-1, 8, 2).mean(1)
+    grad = np.array([res.gradient[p].float for p in ("t1", "t2")])
+    z = (g.mean(0) - grad) / (g.std(0, ddof=1) / math.sqrt(len(g)))
+    assert np.abs(z).max() > 4  # bias grad/8 is many standard errors at this sample size
+    # ... while against its own exact mean it is consistent
+    mc = monte_carlo(case, res, episodes=80_000, seed=11, estimators=("group_mean",))
+    assert mc.estimators["group_mean"]["consistent"] is True
+
+
+def test_false_alarm_rate_over_many_seeds():
+    """A correct case must pass at the stated rate: with alpha = 1% family-wise, 40 seeds give at most
+    a few failures (P(4 or more) = 8e-4 for a correct procedure)."""
+    case = pgverify.load_case(CASES / "finite_horizon_chain.yaml")
+    res = pgverify.check(case)
+    failures = sum(not monte_carlo(case, res, episodes=2_000, seed=s).consistent for s in range(40))
+    assert failures <= 3
+
+
+def test_holm():
+    assert holm([0.001, 0.04, 0.03], 0.05) == [True, False, False]  # 0.03 > 0.05/2
+    assert holm([0.001, 0.02, 0.01], 0.05) == [True, True, True]
+    assert holm([0.2], 0.05) == [False]
+
+
+def test_state_values_are_exact():
+    case = pgverify.load_case(CASES / "short_corridor.yaml")
+    V = state_values(tabulate(case, exact=True))
+    assert list(V) == [Fraction(-12), Fraction(-10), Fraction(-6), Fraction(0)]  # J(1/2) = -12 at S0
