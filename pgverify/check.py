@@ -69,6 +69,8 @@ class Result:
     dpg: dict = field(default_factory=dict)
     #: the comparison of the DPG with the dynamics + reward families (None: not applicable)
     dpg_check: dict | None = None
+    #: pgverify.montecarlo.check.MonteCarlo, when sampling was asked for
+    monte_carlo: object = None
 
     def to_dict(self) -> dict:
         return {
@@ -97,6 +99,7 @@ class Result:
             "score_function_misses": {p: q.to_dict() for p, q in self.score_function_misses.items()},
             "deterministic_policy_gradient": ({p: q.to_dict() for p, q in self.dpg.items()} if self.dpg else None),
             "dpg_check": self.dpg_check,
+            **({"monte_carlo": self.monte_carlo.to_dict()} if self.monte_carlo is not None else {}),
         }
 
     def gradient_floats(self) -> list[float]:
@@ -148,6 +151,7 @@ def check(
     engines: tuple = ("bellman", "trajectory", "occupancy"),
     force: bool = False,
     trajectory_limit: int | None = None,
+    monte_carlo: dict | None = None,
 ) -> Result:
     """Compute J and grad J exactly with every engine, and prove that they agree.
 
@@ -164,6 +168,11 @@ def check(
         Which engines to run ("bellman" always runs: it is the reference).
     force : bool
         Enumerate trajectories even when there are more than the limit.
+    monte_carlo : dict, optional
+        Sample and test the estimators: keywords of
+        :func:`pgverify.montecarlo.check.monte_carlo` (``episodes``, ``seed``, ``estimators``,
+        ``group``, ``alpha``).  ``verified`` is then false when sampling contradicts the
+        exact results.
 
     Returns
     -------
@@ -255,10 +264,17 @@ def check(
     if proof == "numeric-50-digits":
         tolerance = f"relative 1e-{TOLERANCE_DIGITS} ({NUMERIC_DIGITS}-digit arithmetic)"
     at_str = {p.name: str(case.point[p]) for p in case.parameters}
-    return Result(
+    result = Result(
         case=case.name, parameters=names, at=at_str, objective=objective, gradient=gradient,
         methods=methods, not_run=not_run, agree=agree, proof=proof, verified=verified, mode=alg.mode,
         tolerance=tolerance, comparisons=comparisons, engines=results, truncation=truncation,
         warnings=warnings, seconds=time.perf_counter() - t0, algebra=alg, source=case.source,
         terms=terms, score_function_misses=misses, dpg=dpg, dpg_check=dpg_check,
     )
+    if monte_carlo is not None:
+        from .montecarlo.check import monte_carlo as run_monte_carlo
+
+        result.monte_carlo = run_monte_carlo(case, result, **monte_carlo)
+        result.verified = result.verified and result.monte_carlo.consistent
+        result.seconds = time.perf_counter() - t0
+    return result

@@ -17,6 +17,7 @@ from rich.table import Table
 from . import __version__
 from .casefile import load_case
 from .check import Result, check
+from .montecarlo.estimators import ESTIMATORS
 from .errors import PgVerifyError
 
 EXIT_OK, EXIT_DISAGREE, EXIT_INPUT = 0, 1, 2
@@ -55,15 +56,23 @@ def main():
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per case (a list for several).")
 @click.option("--symbolic", "force_symbolic", is_flag=True, help="Build full symbolic expressions in theta.")
 @click.option("--at-point", "force_point", is_flag=True, help="Work at the parameter point only (no expressions).")
-@click.option("--no-mc", is_flag=True,
-              help="Skip Monte Carlo checks (accepted now; Monte Carlo checks are not implemented yet).")
+@click.option("--no-mc", is_flag=True, help="Skip the Monte Carlo checks.")
+@click.option("--episodes", type=click.IntRange(min=16), default=10_000, show_default=True,
+              help="Episodes sampled for the Monte Carlo checks.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampler (numpy PCG64).")
+@click.option("--estimators", default=",".join(ESTIMATORS), show_default=True,
+              help="Comma-separated estimators to check.")
 @click.option("--force", is_flag=True, help="Enumerate trajectories even beyond the default limit.")
-def check_command(cases, at, as_json, force_symbolic, force_point, no_mc, force):
+def check_command(cases, at, as_json, force_symbolic, force_point, no_mc, episodes, seed, estimators, force):
     """Compute J(theta) and its gradient with three exact engines and prove that they agree."""
     if force_symbolic and force_point:
         _fail("--symbolic and --at-point exclude each other")
     mode = "symbolic" if force_symbolic else "at-point" if force_point else "auto"
     at_values = _parse_at(at)
+    chosen = [e.strip() for e in estimators.split(",") if e.strip()]
+    unknown = [e for e in chosen if e not in ESTIMATORS]
+    if unknown or not chosen:
+        _fail(f"unknown estimator(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(ESTIMATORS)}")
     # Validate every file first: nothing is computed or printed for a run with invalid input.
     loaded, errors = [], []
     for path in cases:
@@ -78,7 +87,9 @@ def check_command(cases, at, as_json, force_symbolic, force_point, no_mc, force)
     results: list[Result] = []
     for case in loaded:
         try:
-            res = check(case, at=at_values or None, mode=mode, force=force)
+            res = check(case, at=at_values or None, mode=mode, force=force,
+                        monte_carlo=None if no_mc else {"episodes": episodes, "seed": seed,
+                                                         "estimators": tuple(chosen)})
         except PgVerifyError as exc:
             _fail(str(exc))
         for w in res.warnings:
@@ -183,6 +194,8 @@ def render_summary(res: Result, console: Console) -> None:
                       f"|grad| <= {max(t['bound']['grad'], default=0):.3g}{verdict}")
     if res.terms:
         render_terms(res, console)
+    if res.monte_carlo is not None:
+        render_monte_carlo(res, console)
     failed = [c for c in res.comparisons if not c.ok]
     ran = [n for n, m in res.methods.items() if m is not None]
     how = {"symbolic": "the differences are zero as rational functions of theta (symbolic)",
@@ -195,6 +208,29 @@ def render_summary(res: Result, console: Console) -> None:
     else:
         console.print(f"engines that ran: {', '.join(ran)}; agreement proved: {how}")
     console.print(f"mode: {res.mode}; {res.seconds:.2f} s")
+
+
+def render_monte_carlo(res: Result, console: Console) -> None:
+    """The table of estimators: exact mean and variance, sample mean, standard error, z, verdict."""
+    mc = res.monte_carlo
+    first = res.parameters[0] if res.parameters else None
+    title = (f"Monte Carlo: {mc.episodes} episodes, seed {mc.seed}; {mc.threshold}"
+             + (f" (parameter {first} shown; all in --json)" if len(res.parameters) > 1 else ""))
+    table = Table(title=title)
+    for col in ("estimator", "exact mean", "bias", "exact var", "sample mean", "stderr", "z", "verdict"):
+        table.add_column(col, overflow="fold")
+    for name, e in mc.estimators.items():
+        def cell(d, fmt="{:.4g}"):
+            return fmt.format(d[first]) if d is not None and first is not None and d.get(first) is not None else "-"
+        verdict = {True: "[green]ok[/]", False: "[red]FAILS[/]", None: "no exact mean"}[e["consistent"]]
+        bias = "0" if e["unbiased"] else cell(e["bias"])
+        var = cell(e["exact_variance"]) if e["exact_variance"] is not None else "sampled"
+        table.add_row(name, cell(e["exact_mean"]), bias, var, cell(e["sample_mean"]), cell(e["stderr"]),
+                      cell(e["z"], "{:+.2f}"), verdict)
+    console.print(table)
+    if mc.cut:
+        console.print(f"{mc.cut} episodes were cut at {mc.max_steps} steps; the cut leaves out at most "
+                      f"{mc.tail_bound:.3g} of a return", markup=False)
 
 
 def _short(value: str | None, number: float) -> str:

@@ -36,12 +36,13 @@ class MonteCarlo:
     estimators: dict = field(default_factory=dict)  # name -> dict of the JSON fields
     consistent: bool = True
     cut: int = 0
+    max_steps: int = 0
     tail_bound: float = 0.0
     threshold: str = ""
 
     def to_dict(self) -> dict:
         return {"episodes": self.episodes, "seed": self.seed, "group": self.group, "alpha": self.alpha,
-                "test": self.threshold, "cut": self.cut, "tail_bound": self.tail_bound,
+                "test": self.threshold, "cut": self.cut, "max_steps": self.max_steps, "tail_bound": self.tail_bound,
                 "estimators": self.estimators, "consistent": self.consistent}
 
 
@@ -70,7 +71,7 @@ def monte_carlo(case, result, *, episodes: int = 10_000, seed: int = 0, estimato
     names = list(case.parameter_names)
     out = MonteCarlo(episodes, seed, group, alpha)
     ep = sample(mdp, episodes, seed=seed, max_steps=max_steps)
-    out.cut, out.tail_bound = ep.cut, ep.tail_bound
+    out.cut, out.tail_bound, out.max_steps = ep.cut, ep.tail_bound, ep.max_steps
     exact = exact_moments(tabulate(case, exact=True), estimators, group=group)
     grad = [result.gradient[p].float for p in names]
     policy = [result.terms["policy"].contribution[p]["float"] for p in names] if result.terms else grad
