@@ -114,3 +114,23 @@ def test_disagreement_exits_1(monkeypatch):
     monkeypatch.setitem(ENGINES, "occupancy", wrong)
     code, out, _ = run("check", str(CASES / "short_corridor.yaml"))
     assert code == 1 and "DISAGREE" in out and "bellman vs occupancy on J" in out
+
+
+def test_monte_carlo_json_fields():
+    code, out, _ = run("check", str(CASES / "finite_horizon_chain.yaml"), "--json", "--episodes", "4000",
+                       "--seed", "3", "--estimators", "reinforce,group_mean")
+    assert code == 0
+    mc = json.loads(out)["monte_carlo"]
+    assert {"episodes", "seed", "estimators", "consistent"} <= set(mc)
+    assert mc["episodes"] == 4000 and mc["seed"] == 3 and set(mc["estimators"]) == {"reinforce", "group_mean"}
+    e = mc["estimators"]["group_mean"]
+    assert {"unbiased", "exact_mean", "exact_variance", "sample_mean", "stderr", "z", "consistent"} <= set(e)
+    assert e["unbiased"] is False and e["exact_mean"]["q"] == pytest.approx(25 / 48)  # see test_estimators
+    assert mc["estimators"]["reinforce"]["exact_mean"]["q"] == pytest.approx(50 / 81)
+    code, out, _ = run("check", str(CASES / "finite_horizon_chain.yaml"), "--json", "--no-mc")
+    assert "monte_carlo" not in json.loads(out)
+
+
+def test_unknown_estimator_exits_2():
+    code, out, err = run("check", str(CASES / "short_corridor.yaml"), "--estimators", "reinforce,magic")
+    assert code == 2 and "unknown estimator(s) magic" in err
