@@ -62,8 +62,11 @@ def main():
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampler (numpy PCG64).")
 @click.option("--estimators", default=",".join(ESTIMATORS), show_default=True,
               help="Comma-separated estimators to check.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="Draw the estimators' running means against the exact values (PNG or SVG; needs matplotlib).")
 @click.option("--force", is_flag=True, help="Enumerate trajectories even beyond the default limit.")
-def check_command(cases, at, as_json, force_symbolic, force_point, no_mc, episodes, seed, estimators, force):
+def check_command(cases, at, as_json, force_symbolic, force_point, no_mc, episodes, seed, estimators, plot_path,
+                  force):
     """Compute J(theta) and its gradient with three exact engines and prove that they agree."""
     if force_symbolic and force_point:
         _fail("--symbolic and --at-point exclude each other")
@@ -95,6 +98,17 @@ def check_command(cases, at, as_json, force_symbolic, force_point, no_mc, episod
         for w in res.warnings:
             click.echo(f"pgverify: warning: {w}", err=True)
         results.append(res)
+    if plot_path is not None:
+        from .montecarlo.plot import plot_convergence
+
+        if not plot_path.lower().endswith((".png", ".svg")):
+            _fail(f"--plot expects a .png or .svg file name, got {plot_path!r}")
+        try:
+            for k, res in enumerate(results):
+                target = plot_path if len(results) == 1 else plot_path[:-4] + f"-{k + 1}" + plot_path[-4:]
+                plot_convergence(res, target)
+        except PgVerifyError as exc:
+            _fail(str(exc))
     if as_json:
         data = [r.to_dict() for r in results]
         click.echo(json.dumps(data[0] if len(data) == 1 else data, indent=2))

@@ -134,3 +134,20 @@ def test_monte_carlo_json_fields():
 def test_unknown_estimator_exits_2():
     code, out, err = run("check", str(CASES / "short_corridor.yaml"), "--estimators", "reinforce,magic")
     assert code == 2 and "unknown estimator(s) magic" in err
+
+
+@pytest.mark.parametrize("suffix", ["png", "svg"])
+def test_plot_is_written(tmp_path, suffix):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / f"conv.{suffix}"
+    code, _, err = run("check", str(CASES / "entropy_bonus.yaml"), "--episodes", "2000", "--plot", str(out))
+    assert code == 0, err
+    data = out.read_bytes()
+    assert data.startswith(b"\x89PNG") if suffix == "png" else b"<svg" in data[:2000]
+
+
+def test_plot_needs_a_known_suffix_and_sampling(tmp_path):
+    code, _, err = run("check", str(CASES / "entropy_bonus.yaml"), "--plot", str(tmp_path / "x.pdf"))
+    assert code == 2 and "--plot expects a .png or .svg file name" in err
+    code, _, err = run("check", str(CASES / "entropy_bonus.yaml"), "--no-mc", "--plot", str(tmp_path / "x.png"))
+    assert code == 2 and "--plot needs the Monte Carlo checks" in err

@@ -34,6 +34,8 @@ class MonteCarlo:
     group: int
     alpha: float
     estimators: dict = field(default_factory=dict)  # name -> dict of the JSON fields
+    #: name -> (episode counts, running means (k, n), running standard errors (k, n)) for plots
+    traces: dict = field(default_factory=dict)
     consistent: bool = True
     cut: int = 0
     max_steps: int = 0
@@ -48,6 +50,18 @@ class MonteCarlo:
 
 def _p_two_sided(z: float) -> float:
     return math.erfc(abs(z) / math.sqrt(2))
+
+
+def _trace(units: np.ndarray, per_unit: int):
+    """Running mean and standard error at about 60 log-spaced numbers of units."""
+    k = len(units)
+    counts = np.unique(np.geomspace(min(10, k), k, num=60).astype(int)) if k >= 2 else np.array([k])
+    csum = np.cumsum(units, axis=0)
+    csq = np.cumsum(units * units, axis=0)
+    n = counts[:, None].astype(float)
+    mean = csum[counts - 1] / n
+    var = np.maximum(csq[counts - 1] / n - mean * mean, 0) * n / np.maximum(n - 1, 1)
+    return counts * per_unit, mean, np.sqrt(var / n)
 
 
 def holm(pvalues: list[float], alpha: float) -> list[bool]:
@@ -86,6 +100,7 @@ def monte_carlo(case, result, *, episodes: int = 10_000, seed: int = 0, estimato
             units = g
         mean = units.mean(0)
         se = units.std(0, ddof=1) / math.sqrt(len(units)) if len(units) > 1 else np.full(len(names), math.inf)
+        out.traces[name] = _trace(units, group if name.startswith("group") else 1)
         mom = exact.get(name)
         if mom is not None and mom.mean is not None:
             emean = [float(x) for x in mom.mean]
