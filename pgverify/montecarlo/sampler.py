@@ -49,6 +49,23 @@ def _draw(rng, probs: np.ndarray) -> np.ndarray:
     return np.minimum((u[:, None] >= cdf).sum(axis=1), probs.shape[1] - 1)
 
 
+class _Table:
+    """Categorical draws from many fixed rows at once: row r's CDF is shifted to [r, r + 1], so one
+    ``searchsorted`` over the flattened table draws for any mix of rows (O(log size) per draw)."""
+
+    def __init__(self, probs: np.ndarray):
+        rows, width = probs.shape
+        totals = probs.sum(axis=1, keepdims=True)
+        cdf = np.cumsum(probs / np.where(totals > 0, totals, 1), axis=1)
+        cdf[:, -1] = 1.0  # no draw can fall past the last column through rounding
+        self.flat = (cdf + np.arange(rows)[:, None]).ravel()
+        self.width = width
+
+    def draw(self, rng, rows: np.ndarray) -> np.ndarray:
+        pos = np.searchsorted(self.flat, rows + rng.random(len(rows)), side="right")
+        return np.minimum(pos - rows * self.width, self.width - 1)
+
+
 def sample(mdp: TabularMDP, episodes: int, seed: int | None = 0, max_steps: int | None = None) -> Episodes:
     """Sample ``episodes`` episodes at the parameter point (see the module docstring)."""
     rng = np.random.Generator(np.random.PCG64(seed))
@@ -67,10 +84,12 @@ def sample(mdp: TabularMDP, episodes: int, seed: int | None = 0, max_steps: int 
     lengths = np.zeros(E, dtype=np.int64)
     idx = np.nonzero(alive)[0]
     cur = s[idx]
+    S, A = mdp.pi.shape
+    pi_table, P_table = _Table(mdp.pi), _Table(mdp.P.reshape(S * A, S))
     t = 0
     while len(idx) and t < limit:
-        a = _draw(rng, mdp.pi[cur])
-        s2 = _draw(rng, mdp.P[cur, a])
+        a = pi_table.draw(rng, cur)
+        s2 = P_table.draw(rng, cur * A + a)
         steps.append((idx, cur, a, s2, mdp.r[cur, a, s2]))
         lengths[idx] += 1
         keep = ~mdp.terminal[s2]
