@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .estimators import ESTIMATORS, UNBIASED, estimate
-from .moments import exact_moments, state_values
+from .moments import exact_moments, gamma_dropped_mean, state_values
 from .sampler import sample
 from .tabular import tabulate
 
@@ -110,6 +110,9 @@ def monte_carlo(case, result, *, episodes: int = 10_000, seed: int = 0, estimato
         elif name == "group_mean":
             emean = [gr - (1 / group) * po for gr, po in zip(grad, policy)]
             how = "theory ((G-1)/G times the policy family, plus the other families)"
+        elif name == "no_discount_weighting" and (part := gamma_dropped_mean(case)) is not None:
+            emean = [float(x) + gr - po for x, gr, po in zip(part, grad, policy)]
+            how = "linear algebra (undiscounted visits times grad pi times Q, plus the other families)"
         else:
             emean, how = None, "unknown (sampled only)"
         evar = [float(x) for x in mom.variance] if mom is not None and mom.variance is not None else None

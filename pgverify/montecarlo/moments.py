@@ -174,3 +174,54 @@ def _score_part(mdp, ep):
     mask, s, a, s2, disc, score, R, G_t = _pieces(mdp, ep)
     G = G_t[:, 0]
     return G[:, None] * score.sum(1)
+
+
+def gamma_dropped_mean(case):
+    r"""Exact mean of ``no_discount_weighting`` by linear algebra, at the point (no horizon).
+
+    E[sum_t score_t gamma^-t G_t] = sum_s eta(s) sum_a grad pi(a|s) Q(s, a), with the
+    *undiscounted* visits eta = rho0^T (I - P_pi)^-1 and the discounted Q (Nota & Thomas 2020):
+    the estimator weights states by visits, not by the discounted occupancy.  Returns the
+    policy part per parameter (exact where the point is rational), or None when the visits
+    are infinite (a continuing task) or there is a horizon (enumeration handles those).
+    """
+    from ..algebra import Algebra
+    from ..engines.occupancy import _q_table, occupancy
+
+    if case.horizon is not None:
+        return None
+    alg = Algebra(case, "at-point")
+    zero = alg.zero
+    occ = occupancy(case, alg)
+    d, V = occ.info["weights"][0]
+    states = list(d)
+    if not states:
+        return [zero] * len(alg.params)
+    idx = {s: i for i, s in enumerate(states)}
+    m = len(states)
+    M = [[zero] * m for _ in range(m)]
+    for s in states:
+        M[idx[s]][idx[s]] = alg.one
+        for a in case.actions[s]:
+            if a not in case.pi[s]:
+                continue
+            pa = alg.of(case.pi[s][a])
+            for s2, Pe in case.P[s][a].items():
+                if s2 in idx:
+                    M[idx[s]][idx[s2]] -= pa * alg.of(Pe)
+    MT = [[M[j][i] for j in range(m)] for i in range(m)]
+    try:
+        eta = alg.solve(MT, [[alg.of(case.rho0[s]) if s in case.rho0 else zero] for s in states])
+    except ZeroDivisionError:
+        return None
+    Q = _q_table(alg, case, states, V, zero)
+    out = [zero] * len(alg.params)
+    for s in states:
+        for a in case.actions[s]:
+            if (s, a) not in Q:
+                continue
+            dpi = alg.d(case.pi[s][a])
+            for j in range(len(out)):
+                if dpi[j] != zero:
+                    out[j] += eta[idx[s]][0] * dpi[j] * Q[(s, a)]
+    return [alg.at_point(x)[0] if alg.mode == "exact-at-point" else alg.at_point(x)[1] for x in out]

@@ -87,3 +87,28 @@ def test_state_values_are_exact():
     case = pgverify.load_case(CASES / "short_corridor.yaml")
     V = state_values(tabulate(case, exact=True))
     assert list(V) == [Fraction(-12), Fraction(-10), Fraction(-6), Fraction(0)]  # J(1/2) = -12 at S0
+
+
+def test_gamma_dropped_mean_by_linear_algebra_matches_enumeration():
+    """On an acyclic discounted case without a horizon both ways apply; they must agree exactly."""
+    data = dict(DISCOUNTED)
+    data.pop("horizon")
+    data["transitions"] = {"A": {"x": "B", "y": {"B": "1/2", "T": "1/2"}}, "B": {"x": "T", "y": "T"}}
+    case = pgverify.Case.from_dict(data)
+    from pgverify.montecarlo.moments import gamma_dropped_mean
+
+    by_enumeration = exact_moments(tabulate(case, exact=True), ("no_discount_weighting",))
+    assert gamma_dropped_mean(case) == by_enumeration["no_discount_weighting"].mean
+    grad = Fraction(pgverify.check(case).gradient["p"].value)
+    assert gamma_dropped_mean(case)[0] != grad  # biased
+
+
+def test_gamma_dropped_on_a_cyclic_case_is_tested_against_its_exact_mean():
+    data = dict(DISCOUNTED)
+    data.pop("horizon")  # cycles (A -y-> A, B -y-> A) and gamma = 1/2: enumeration is impossible
+    case = pgverify.Case.from_dict(data)
+    res = pgverify.check(case)
+    mc = monte_carlo(case, res, episodes=40_000, seed=9, estimators=("no_discount_weighting",))
+    e = mc.estimators["no_discount_weighting"]
+    assert e["exact_mean_from"].startswith("linear algebra") and e["unbiased"] is False
+    assert e["consistent"] is True
