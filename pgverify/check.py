@@ -271,7 +271,10 @@ def check(
         warnings=warnings, seconds=time.perf_counter() - t0, algebra=alg, source=case.source,
         terms=terms, score_function_misses=misses, dpg=dpg, dpg_check=dpg_check,
     )
-    if monte_carlo is not None:
+    if monte_carlo is not None and not names:
+        result.warnings.append("the case has no parameters, so there is no gradient to sample: "
+                               "Monte Carlo skipped")
+    elif monte_carlo is not None:
         from .montecarlo.check import monte_carlo as run_monte_carlo
 
         result.monte_carlo = run_monte_carlo(case, result, **monte_carlo)

@@ -90,9 +90,11 @@ def check_command(cases, at, as_json, force_symbolic, force_point, no_mc, episod
     results: list[Result] = []
     for case in loaded:
         try:
-            res = check(case, at=at_values or None, mode=mode, force=force,
-                        monte_carlo=None if no_mc else {"episodes": episodes, "seed": seed,
-                                                         "estimators": tuple(chosen)})
+            mc = None if no_mc else {"episodes": episodes, "seed": seed, "estimators": tuple(chosen)}
+            with _progress_bar(mc is not None and episodes > 100_000, f"sampling {case.name}") as progress:
+                if mc is not None:
+                    mc["progress"] = progress
+                res = check(case, at=at_values or None, mode=mode, force=force, monte_carlo=mc)
         except PgVerifyError as exc:
             _fail(str(exc))
         for w in res.warnings:
@@ -222,6 +224,28 @@ def render_summary(res: Result, console: Console) -> None:
     else:
         console.print(f"engines that ran: {', '.join(ran)}; agreement proved: {how}")
     console.print(f"mode: {res.mode}; {res.seconds:.2f} s")
+
+
+class _progress_bar:
+    """A rich progress bar on standard error for long sampling runs (none when not wanted)."""
+
+    def __init__(self, wanted: bool, label: str):
+        self.wanted, self.label = wanted, label
+
+    def __enter__(self):
+        if not self.wanted:
+            return None
+        from rich.progress import Progress
+
+        self.bar = Progress(console=Console(stderr=True), transient=True)
+        self.bar.start()
+        self.task = self.bar.add_task(self.label, total=None)
+        return lambda done, total: self.bar.update(self.task, completed=done, total=total)
+
+    def __exit__(self, *exc):
+        if self.wanted:
+            self.bar.stop()
+        return False
 
 
 def render_monte_carlo(res: Result, console: Console) -> None:

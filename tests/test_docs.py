@@ -161,6 +161,9 @@ def test_command_output_is_documented(block, outputs):
     assert len(got) == len(commands), f"{block.id}: the shell stopped early:\n{''.join(got)}"
     failures = []
     for cmd, out in zip(commands, got):
+        # a page must never teach a crash (an --update run once recorded one and nobody noticed)
+        assert "Traceback (most recent call last)" not in cmd.expected, f"{block.id}: the page shows a traceback"
+        assert "Traceback (most recent call last)" not in out, f"{block.id}: $ {cmd.text} crashed:\n{out}"
         want, have = normalise(cmd.expected), normalise(out)
         if want != have:
             diff = "\n".join(difflib.unified_diff(want.split("\n"), have.split("\n"), "documented", "printed",
@@ -210,6 +213,8 @@ def update_pages() -> None:
             printed = run_block(block)
             body = ""
             for cmd, out in zip(block.commands(), printed):
+                if "Traceback (most recent call last)" in out:
+                    sys.exit(f"{block.id}: $ {cmd.text} crashed; nothing written:\n{out}")
                 out = "\n".join(line.rstrip() for line in out.rstrip("\n").split("\n"))
                 body += f"$ {cmd.text}\n" + (out + "\n" if out else "")
             text = text[: m.start(2)] + body + text[m.end(2):]

@@ -77,14 +77,49 @@ def holm(pvalues: list[float], alpha: float) -> list[bool]:
     return rejected
 
 
+BATCH = 100_000  # episodes sampled at a time (a fixed size, so a seed always gives the same numbers)
+
+
+def _sample_batches(mdp, episodes, seed, max_steps, progress):
+    """Sample in fixed batches (seeds spawned from ``seed``), reporting progress(done, total)."""
+    if episodes <= BATCH:
+        ep = sample(mdp, episodes, seed=seed, max_steps=max_steps)
+        if progress:
+            progress(episodes, episodes)
+        return ep
+    seeds = np.random.SeedSequence(seed).spawn((episodes + BATCH - 1) // BATCH)
+    parts, done = [], 0
+    for k, ss in enumerate(seeds):
+        n = min(BATCH, episodes - done)
+        parts.append(sample(mdp, n, seed=int(ss.generate_state(1)[0]), max_steps=max_steps))
+        done += n
+        if progress:
+            progress(done, episodes)
+    L = max(p.states.shape[1] for p in parts)
+
+    def pad(a, fill):
+        return np.pad(a, ((0, 0), (0, L - a.shape[1])), constant_values=fill)
+
+    first = parts[0]
+    return type(first)(
+        np.concatenate([pad(p.states, -1) for p in parts]), np.concatenate([pad(p.actions, -1) for p in parts]),
+        np.concatenate([pad(p.next_states, -1) for p in parts]), np.concatenate([pad(p.rewards, 0) for p in parts]),
+        np.concatenate([p.lengths for p in parts]), sum(p.cut for p in parts), seed, first.max_steps,
+        max(p.tail_bound for p in parts))
+
+
 def monte_carlo(case, result, *, episodes: int = 10_000, seed: int = 0, estimators=ESTIMATORS,
-                group: int = 8, alpha: float = 0.01, max_steps: int | None = None) -> MonteCarlo:
-    """Sample ``episodes`` episodes and test every estimator against its exact mean."""
+                group: int = 8, alpha: float = 0.01, max_steps: int | None = None, progress=None) -> MonteCarlo:
+    """Sample ``episodes`` episodes and test every estimator against its exact mean.
+
+    ``progress(done, total)``, if given, is called as batches of episodes are sampled (the CLI
+    draws a progress bar with it; this function never prints).
+    """
     episodes -= episodes % group
     mdp = tabulate(case)
     names = list(case.parameter_names)
     out = MonteCarlo(episodes, seed, group, alpha)
-    ep = sample(mdp, episodes, seed=seed, max_steps=max_steps)
+    ep = _sample_batches(mdp, episodes, seed, max_steps, progress)
     out.cut, out.tail_bound, out.max_steps = ep.cut, ep.tail_bound, ep.max_steps
     exact = exact_moments(tabulate(case, exact=True), estimators, group=group)
     grad = [result.gradient[p].float for p in names]

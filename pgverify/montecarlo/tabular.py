@@ -57,6 +57,19 @@ def _exact(e, point):
         return mpmath.mpf(str(sympy.N(v, 55)))
 
 
+def _is_mpf(x) -> bool:
+    import mpmath
+
+    return isinstance(x, mpmath.mpf)
+
+
+def _to_mpf(x):
+    """A Fraction (or mpf) as an mpmath number at the working precision."""
+    import mpmath
+
+    return x if isinstance(x, mpmath.mpf) else mpmath.mpf(x.numerator) / x.denominator
+
+
 def tabulate(case: Case, exact: bool = False) -> TabularMDP:
     """The case at its point as arrays (see :class:`TabularMDP`).
 
@@ -95,7 +108,15 @@ def tabulate(case: Case, exact: bool = False) -> TabularMDP:
         if p not in e.free_symbols:
             return zero
         v = num(e, pt)
-        return num(sympy.diff(e, p), pt) / v if v != 0 else zero
+        if v == 0:
+            return zero
+        d = num(sympy.diff(e, p), pt)
+        if exact and (_is_mpf(d) or _is_mpf(v)):  # Fractions do not divide by mpf numbers
+            import mpmath
+
+            with mpmath.workdps(60):
+                return _to_mpf(d) / _to_mpf(v)
+        return d / v
 
     for s, e in case.rho0.items():
         rho0[idx[s]] = num(e, pt)
@@ -127,11 +148,8 @@ def tabulate(case: Case, exact: bool = False) -> TabularMDP:
         if any(isinstance(x, mpmath.mpf) for arr in arrays for x in arr.flat) or isinstance(gamma, mpmath.mpf):
             # one number type throughout: 60-digit mpmath numbers (Fractions do not mix with mpf)
             with mpmath.workdps(60):
-                def to_mpf(x):
-                    return x if isinstance(x, mpmath.mpf) else mpmath.mpf(x.numerator) / x.denominator
-
-                arrays = [np.vectorize(to_mpf, otypes=[object])(arr) if arr.size else arr for arr in arrays]
-                gamma = to_mpf(gamma)
+                arrays = [np.vectorize(_to_mpf, otypes=[object])(arr) if arr.size else arr for arr in arrays]
+                gamma = _to_mpf(gamma)
     rho0, pi, P, r, dlog_rho0, dlog_pi, dlog_P, dr, dgamma = arrays
     return TabularMDP(list(case.states), acts, terminal, rho0, pi, P, r, gamma, case.horizon,
                       list(case.parameter_names), dlog_rho0, dlog_pi, dlog_P, dr, dgamma)

@@ -112,3 +112,36 @@ def test_gamma_dropped_on_a_cyclic_case_is_tested_against_its_exact_mean():
     e = mc.estimators["no_discount_weighting"]
     assert e["exact_mean_from"].startswith("linear algebra") and e["unbiased"] is False
     assert e["consistent"] is True
+
+
+def test_batches_report_progress_and_are_reproducible(monkeypatch):
+    import sys
+
+    mod = sys.modules["pgverify.montecarlo.check"]
+    monkeypatch.setattr(mod, "BATCH", 1000)
+    case = pgverify.load_case(CASES / "short_corridor.yaml")
+    res = pgverify.check(case)
+    calls = []
+    a = monte_carlo(case, res, episodes=3000, seed=4, estimators=("reinforce",),
+                    progress=lambda done, total: calls.append((done, total)))
+    b = monte_carlo(case, res, episodes=3000, seed=4, estimators=("reinforce",))
+    assert calls == [(1000, 3000), (2000, 3000), (3000, 3000)]
+    assert a.estimators["reinforce"]["sample_mean"] == b.estimators["reinforce"]["sample_mean"]
+
+
+def test_irrational_point_gives_exact_moments_in_60_digits():
+    """At p = 2 - sqrt(2) (the corridor's optimum) the arrays mix Fractions and mpf numbers."""
+    case = pgverify.load_case(CASES / "short_corridor.yaml").at({"p": "2 - sqrt(2)"})
+    mdp = tabulate(case, exact=True)
+    assert all(isinstance(x, __import__("mpmath").mpf) for x in mdp.dlog_pi.flat if x != 0)
+    res = pgverify.check(case, mode="at-point", monte_carlo={"episodes": 2000, "seed": 1})
+    assert abs(res.gradient["p"].float) < 1e-40  # the optimum
+    assert res.monte_carlo.consistent
+
+
+def test_no_parameters_skips_sampling_with_a_warning():
+    case = pgverify.Case.from_dict({k: v for k, v in DISCOUNTED.items() if k != "parameters"} | {
+        "policy": {"A": {"x": "1/3", "y": "2/3"}, "B": {"x": "1/3", "y": "2/3"}}})
+    res = pgverify.check(case, monte_carlo={"episodes": 800})
+    assert res.monte_carlo is None and res.verified
+    assert any("no parameters" in w and "Monte Carlo skipped" in w for w in res.warnings)
