@@ -1,0 +1,106 @@
+"""The commands ``pgverify export`` and ``pgverify show`` (registered by :mod:`pgverify.cli`).
+
+Both read one case file, write the whole output or nothing (a file is written
+next to its target and renamed into place), and exit with status 2 and a one-line
+``pgverify: error: ...`` message, without a traceback, on bad input.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+
+import click
+
+from ..casefile import load_case
+from ..errors import PgVerifyError
+
+__all__ = ["export_command", "show_command", "write_atomic"]
+
+EXIT_INPUT = 2
+
+
+def _fail(message: str) -> None:
+    click.echo(f"pgverify: error: {message}", err=True)
+    sys.exit(EXIT_INPUT)
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (a temporary file renamed into place)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".pgverify-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _load(path: str):
+    try:
+        return load_case(path)
+    except PgVerifyError as exc:
+        _fail(str(exc))
+
+
+@click.command("export", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("case", metavar="CASE")
+@click.option("--format", "fmt", type=click.Choice(["prism"]), default="prism", show_default=True,
+              help="prism: the Markov chain the policy induces, as a parametric DTMC with a reward structure.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Write to this file (whole or not at all) instead of standard output.")
+def export_command(case, fmt, output):
+    """Write CASE's induced Markov chain for another tool (PRISM language; J = R{"r"}=? [ F "done" ])."""
+    from .prism import to_prism
+
+    loaded = _load(case)
+    try:
+        text = to_prism(loaded)
+    except PgVerifyError as exc:
+        _fail(str(exc))
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        write_atomic(output, text)
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror or exc}")
+
+
+@click.command("show", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("case", metavar="CASE")
+@click.option("--format", "fmt", type=click.Choice(["dot", "png"]), default="dot", show_default=True,
+              help="dot: Graphviz text; png: a picture (Graphviz's dot if installed, else matplotlib).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Write to this file (whole or not at all); required for png. dot goes to standard output "
+                   "without it.")
+@click.option("--label-width", type=click.IntRange(min=5), default=24, show_default=True,
+              help="Shorten expressions longer than this many characters.")
+def show_command(case, fmt, output, label_width):
+    """Draw CASE: states, actions with pi(a|s), transitions with P and rewards."""
+    from .show import to_dot, to_png
+
+    loaded = _load(case)
+    if fmt == "png":
+        if output is None:
+            _fail("--format png needs an output file: add -o FILE.png")
+        try:
+            to_png(loaded, output, max_label=label_width)
+        except PgVerifyError as exc:
+            _fail(str(exc))
+        except OSError as exc:
+            _fail(f"cannot write {output}: {exc.strerror or exc}")
+        return
+    text = to_dot(loaded, max_label=label_width)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        write_atomic(output, text)
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror or exc}")
