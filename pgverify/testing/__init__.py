@@ -1,0 +1,35 @@
+"""Helpers for unit tests of policy-gradient code: pin an estimator to the exact gradient.
+
+- :func:`exact_gradient`, :func:`exact_objective`: grad J and J at a point, as floats;
+- :func:`assert_gradient_close`: a gradient equals the exact one, or an ``AssertionError`` that
+  lists every parameter's exact and given value;
+- :func:`assert_unbiased`: a user's estimator, run on episodes that pgverify samples
+  (:class:`EpisodeBatch`), has the exact gradient as its mean (the z-test of ``pgverify check``),
+  or an ``AssertionError`` with the z-scores and, where pgverify recognises the estimator or can
+  enumerate the trajectories, its exact bias;
+- :mod:`pgverify.testing.plugin`: pytest fixtures (``pgverify_case``, ``pgverify``).
+
+See ``docs/testing.md``.
+"""
+from .episodes import EpisodeBatch
+from .gradient import (
+    GradientMismatch,
+    HelperInputError,
+    assert_gradient_close,
+    exact_gradient,
+    exact_objective,
+)
+from .unbiased import BiasDetected, Match, UnbiasedReport, assert_unbiased
+
+__all__ = [
+    "BiasDetected",
+    "EpisodeBatch",
+    "GradientMismatch",
+    "HelperInputError",
+    "Match",
+    "UnbiasedReport",
+    "assert_gradient_close",
+    "assert_unbiased",
+    "exact_gradient",
+    "exact_objective",
+]

@@ -1,0 +1,536 @@
+r"""``assert_unbiased``: a user's policy-gradient estimator against the exact gradient.
+
+pgverify samples episodes at the point with its own seeded sampler
+(:func:`pgverify.montecarlo.sample`), hands them to the estimator as an
+:class:`~pgverify.testing.episodes.EpisodeBatch`, and tests, per parameter, the mean of the
+estimator's output against the exact gradient (:func:`pgverify.testing.exact_gradient`):
+
+.. math::
+
+    z_i = \frac{\bar g_i - \nabla_i J}{s_i / \sqrt{U}},
+
+with U independent units (the episodes, or batch means), and two-sided p-values corrected by
+Holm's step-down procedure (Holm 1979) over the parameters at family-wise level ``alpha``:
+the test of ``pgverify check`` (:mod:`pgverify.montecarlo.check`).  An unbiased estimator
+therefore fails for about a fraction ``alpha`` of seeds; a fixed seed makes a test repeatable.
+
+Units.  An estimator that returns one gradient per episode (shape (E, n)) is tested with the
+episodes as units and normal p-values, as in ``pgverify check``.  One that returns only a mean
+(shape (n,)) gives no spread to test against, so it is called again on ``batches`` disjoint
+batches of consecutive episodes and the batch means are the units, with Student's t
+(``batches - 1`` degrees of freedom) in place of the normal distribution.  The expectation is
+then that of the estimator at that batch size, which differs from the per-episode one only for
+estimators whose baseline depends on the batch.
+
+Diagnosis.  The output is compared, on the same episodes, with each estimator pgverify
+knows (:mod:`pgverify.montecarlo.estimators`) and with its negative; a match is named with its
+exact mean and bias (:mod:`pgverify.montecarlo.moments`: by enumerating every trajectory where
+that is finite, otherwise from the theory of that estimator).  Where the trajectories can be
+enumerated, the user's estimator is also run on all of them and weighted by p(tau): its exact
+mean up to float64 rounding (bound stated), valid when each episode's value depends on that
+episode alone.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import mpmath
+import numpy as np
+
+from ..montecarlo import sample, tabulate
+from ..montecarlo.check import holm
+from ..montecarlo.estimators import ESTIMATORS, UNBIASED, estimate
+from ..montecarlo.moments import (
+    ENUMERATION_LIMIT,
+    enumerate_episodes,
+    exact_moments,
+    gamma_dropped_mean,
+    state_values,
+)
+from .episodes import EpisodeBatch, batch_from_episodes
+from .gradient import (
+    HelperInputError,
+    _point_text,
+    _table,
+    exact_result,
+    exact_value,
+    resolve_case,
+)
+
+__all__ = [
+    "KNOWN",
+    "MATCH_RTOL",
+    "MEAN_ENUMERATION_LIMIT",
+    "BiasDetected",
+    "Match",
+    "UnbiasedReport",
+    "assert_unbiased",
+]
+
+#: What each of pgverify's estimators computes per episode (G_t discounted from time 0).
+KNOWN = {
+    "reinforce": "G sum_t score_t, the whole return (Williams 1992)",
+    "reward_to_go": "sum_t score_t G_t, the reward-to-go (Williams 1992; Sutton & Barto 2018, 13.3)",
+    "constant_baseline": "sum_t score_t (G_t - gamma^t J), a constant baseline b = J (Williams 1992)",
+    "value_baseline": "sum_t score_t (G_t - gamma^t V(s_t)), the state-value baseline (Sutton & Barto 2018, 13.4)",
+    "no_discount_weighting": "sum_t score_t gamma^-t G_t, which drops the gamma^t weight (Nota & Thomas 2020)",
+    "group_mean": "score sum times (G - the mean G of its group, itself included) (Shao et al. 2024, GRPO)",
+    "group_mean_loo": "score sum times (G - the mean G of the rest of its group) (Kool et al. 2019)",
+}
+#: Relative tolerance of a match: max |yours - pgverify's| <= MATCH_RTOL * max(1, max |pgverify's|)
+#: (loose enough for float32 estimators, far tighter than any two distinct estimators differ).
+MATCH_RTOL = 1e-5
+#: Most trajectories on which an estimator that returns a mean is called one at a time.
+MEAN_ENUMERATION_LIMIT = 2_000
+GROUP_SIZES = (2, 4, 5, 8, 10, 16, 20, 32, 50, 64, 100)
+
+
+class BiasDetected(AssertionError):
+    """:func:`assert_unbiased` failed; ``report`` is the :class:`UnbiasedReport`."""
+
+    def __init__(self, report: UnbiasedReport):
+        self.report = report
+        super().__init__(report.format())
+
+
+@dataclass
+class Match:
+    """The output equals (``sign`` +1) or is the negative of (-1) pgverify's estimator ``name``."""
+
+    name: str
+    sign: int
+    group: int | None
+    max_difference: float
+    exact_mean: list | None  # per parameter: Fraction, mpf or float; None if unknown
+    exact_mean_from: str
+    bias: list | None
+
+    @property
+    def label(self) -> str:
+        base = f"{self.name} (group of {self.group})" if self.group else self.name
+        return base if self.sign > 0 else f"minus {base}"
+
+
+@dataclass
+class UnbiasedReport:
+    """What :func:`assert_unbiased` found.  ``format()`` is the failure message."""
+
+    case: str
+    parameters: list
+    at: dict
+    episodes: int
+    seed: int | None
+    alpha: float
+    units: str  # "episodes" or "batch means"
+    unit_count: int
+    test: str
+    gradient: np.ndarray  # exact, float
+    gradient_exact: list  # Fraction or float
+    sample_mean: np.ndarray
+    stderr: np.ndarray
+    z: np.ndarray
+    p: np.ndarray
+    rejected: list
+    passed: bool
+    matches: list = field(default_factory=list)  # of Match
+    exact_mean: np.ndarray | None = None  # of the user's estimator, by enumeration (float64)
+    exact_mean_tolerance: float | None = None
+    exact_mean_note: str = ""
+    trajectories: int | None = None
+    policy_family: np.ndarray | None = None
+    cut: int = 0
+    seconds: float = 0.0
+
+    @property
+    def match(self) -> Match | None:
+        return self.matches[0] if self.matches else None
+
+    @property
+    def exact_bias(self) -> np.ndarray | None:
+        """The estimator's exact mean minus the gradient (float64): from a named match where there is
+        one with a known mean, else from the enumeration; None when neither is available."""
+        m = self.match
+        if m is not None and m.bias is not None:
+            return np.array([float(b) for b in m.bias])
+        if self.exact_mean is not None:
+            return self.exact_mean - self.gradient
+        return None
+
+    def format(self) -> str:
+        names = self.parameters
+        head = ("the estimator's mean differs from the exact gradient" if not self.passed else
+                "the estimator's mean is consistent with the exact gradient")
+        lines = [f"assert_unbiased: {head} of {self.case!r} at {_point_text(self)}",
+                 f"  {self.episodes} episodes, seed {self.seed}; {self.test}"]
+        rows = [[p, f"{self.gradient[j]:.6g}", f"{self.sample_mean[j]:.6g}", f"{self.stderr[j]:.3g}",
+                 _zfmt(self.z[j]), _pfmt(self.p[j]), "OFF" if self.rejected[j] else "ok"]
+                for j, p in enumerate(names)]
+        lines.append(_table(["parameter", "exact gradient", "sample mean", "stderr", "z", "p", "verdict"], rows))
+        if self.cut:
+            lines.append(f"  note: {self.cut} episodes were cut at the sampler's step limit before they ended")
+        m = self.match
+        if m is not None:
+            also = f" (also equal to {', '.join(x.label for x in self.matches[1:])})" if len(self.matches) > 1 else ""
+            what = KNOWN[m.name] if m.sign > 0 else f"-1 times {KNOWN[m.name]}: a sign error"
+            lines.append(f"  on these episodes your estimator equals pgverify's {m.label}{also}, to "
+                         f"{m.max_difference:.1g} (max difference): {what}")
+            if m.exact_mean is not None:
+                lines.append(f"    its exact mean ({m.exact_mean_from}): {_vec(names, m.exact_mean)}")
+                lines.append(f"    its exact bias (mean - gradient): {_vec(names, m.bias)}")
+            else:
+                lines.append(f"    its exact mean is not known here ({m.exact_mean_from})")
+        elif self.units == "episodes" or self.exact_mean is not None:
+            lines.append("  it matches none of pgverify's estimators (" + ", ".join(ESTIMATORS)
+                         + ", or their negatives)")
+        if self.exact_mean is not None:
+            lines.append(f"  exact mean of your estimator over all {self.trajectories} trajectories, weighted by "
+                         f"p(tau) in float64 ({self.exact_mean_note}; summation rounding <= "
+                         f"{self.exact_mean_tolerance:.1g}): {_vec(names, self.exact_mean)}")
+            lines.append(f"    exact bias (mean - gradient): {_vec(names, self.exact_mean - self.gradient)}")
+        elif self.exact_mean_note:
+            lines.append(f"  exact mean of your estimator: {self.exact_mean_note}")
+        pol = self.policy_family
+        em = self.exact_mean if self.exact_mean is not None else (
+            np.array([float(x) for x in m.exact_mean]) if m is not None and m.exact_mean is not None else None)
+        if (pol is not None and em is not None and not np.allclose(pol, self.gradient, rtol=1e-9, atol=1e-12)
+                and np.allclose(em, pol, rtol=1e-7, atol=1e-9)):
+            lines.append("  that mean is the policy family alone: the case's start, dynamics, reward or discount "
+                         f"families ({_vec(names, self.gradient - pol)}) are missing from the estimator")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+def _zfmt(z: float) -> str:
+    return f"{z:+.2f}" if math.isfinite(z) else ("+inf" if z > 0 else "-inf")
+
+
+def _pfmt(p: float) -> str:
+    return f"{p:.2g}" if p > 0 else "<1e-300"
+
+
+def _num(x) -> str:
+    if isinstance(x, Fraction):
+        return str(x.numerator) if x.denominator == 1 else f"{x} (~{float(x):.6g})"
+    return f"{float(x):.6g}"
+
+
+def _vec(names, values) -> str:
+    return ", ".join(f"{p} = {_num(v)}" for p, v in zip(names, values))
+
+
+# -- calling the estimator ------------------------------------------------------
+def _call(estimator: Callable, batch: EpisodeBatch, names: list[str]):
+    """Run the estimator; return ("episodes", (E, n) array) or ("mean", (n,) array)."""
+    out = estimator(batch)
+    E, n = batch.num_episodes, len(names)
+    given = f"{type(out).__name__}"
+    if hasattr(out, "detach"):  # a torch tensor
+        out = out.detach().cpu().numpy()
+    if isinstance(out, Mapping):
+        keys = [str(k) for k in out]
+        if sorted(keys) != sorted(names):
+            unknown = [k for k in keys if k not in names]
+            missing = [p for p in names if p not in keys]
+            raise HelperInputError(
+                "the estimator returned a dict whose keys are not the case's parameters"
+                + (f"; unknown: {', '.join(map(repr, unknown))}" if unknown else "")
+                + (f"; missing: {', '.join(map(repr, missing))}" if missing else ""),
+                "estimator output", f"dict with keys {', '.join(map(repr, keys))}",
+                f"Return one entry per parameter: {', '.join(names)}")
+        cols = [np.asarray(out[p].detach().cpu().numpy() if hasattr(out[p], "detach") else out[p], dtype=float)
+                for p in names]
+        shapes = {c.shape for c in cols}
+        if len(shapes) != 1 or next(iter(shapes)) not in ((), (E,)):
+            raise HelperInputError(
+                "the values of the returned dict must all be numbers (a mean) or all arrays of shape (E,)",
+                "estimator output", f"shapes {', '.join(f'{p}: {c.shape}' for p, c in zip(names, cols))}",
+                f"Give each parameter one number, or one value per episode (E = {E})")
+        out = np.stack(cols, axis=-1)
+        given = "dict"
+    try:
+        arr = np.asarray(out, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise HelperInputError(f"the estimator's output is not an array of numbers ({exc})", "estimator output",
+                               f"{given} {out!r:.80}", "Return a numpy array (or torch tensor) of floats") from None
+    if arr.shape == (E, n):
+        kind = "episodes"
+    elif arr.shape == (n,) or (n == 1 and arr.shape == ()):
+        kind, arr = "mean", arr.reshape(n)
+    elif n == 1 and arr.shape == (E,):
+        kind, arr = "episodes", arr.reshape(E, 1)
+    else:
+        raise HelperInputError(
+            f"the estimator's output has shape {arr.shape}", "estimator output", f"{given} of shape {arr.shape}",
+            f"Return one gradient per episode, shape (E, n) = ({E}, {n}), or their mean, shape (n,) = ({n},), "
+            f"in the parameter order {', '.join(names)}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        where = np.argwhere(bad)[0]
+        place = (f"episode {where[0]}, parameter {names[where[1]]!r}" if kind == "episodes"
+                 else f"parameter {names[where[0]]!r}")
+        raise HelperInputError(f"the estimator returned a non-finite value at {place}", "estimator output",
+                               f"{arr[tuple(where)]}", "Check the estimator for a division by zero or log(0)")
+    return kind, arr
+
+
+def _batch_bounds(E: int, batches: int) -> list[tuple[int, int]]:
+    edges = np.linspace(0, E, batches + 1).round().astype(int)
+    return list(itertools.pairwise(edges.tolist()))
+
+
+# -- statistics -------------------------------------------------------------------
+def _p_normal(z: float) -> float:
+    return math.erfc(abs(z) / math.sqrt(2))
+
+
+def _p_student(z: float, df: int) -> float:
+    """Two-sided p-value of Student's t with ``df`` degrees of freedom (regularised incomplete beta)."""
+    if not math.isfinite(z):
+        return 0.0
+    return float(mpmath.betainc(df / 2, 0.5, 0, df / (df + z * z), regularized=True))
+
+
+def _zscores(units: np.ndarray, target: np.ndarray):
+    U = len(units)
+    mean = units.mean(0)
+    se = units.std(0, ddof=1) / math.sqrt(U)
+    z = np.empty(len(target))
+    for j in range(len(target)):
+        d = mean[j] - target[j]
+        if se[j] > 0:
+            z[j] = d / se[j]
+        else:  # no spread at all: equal (z = 0) or certainly different
+            z[j] = 0.0 if abs(d) <= 1e-12 * max(1.0, abs(target[j])) else math.copysign(math.inf, d)
+    return mean, se, z
+
+
+# -- diagnosis ----------------------------------------------------------------------
+def _known_mean(name: str, group: int | None, case, res, mdp_exact):
+    """Exact mean of pgverify's estimator ``name`` and where it comes from (None if unknown)."""
+    names = list(res.parameters)
+    grad = [exact_value(res.gradient[p]) for p in names]
+    mom = exact_moments(mdp_exact, (name,), group=group or 8).get(name)
+    if mom is not None and mom.mean is not None:
+        how = {"enumeration": "enumeration of every trajectory",
+               "independence": "independence of the group's episodes, from the enumerated trajectories",
+               }.get(mom.how, mom.how)
+        return [x if isinstance(x, Fraction) else float(x) for x in mom.mean], how
+    policy = [res.terms["policy"].contribution[p]["float"] for p in names] if res.terms else None
+    gamma_one = float(mdp_exact.gamma) == 1.0
+    if name in UNBIASED or (name == "no_discount_weighting" and gamma_one):
+        return grad, "theory: an unbiased estimator"
+    if name == "group_mean" and policy is not None:
+        return ([float(g) - po / group for g, po in zip(grad, policy)],
+                "theory: (G-1)/G times the policy family, plus the other families")
+    if name == "no_discount_weighting" and policy is not None:
+        part = gamma_dropped_mean(case)
+        if part is not None:
+            return ([float(x) + float(g) - po for x, g, po in zip(part, grad, policy)],
+                    "linear algebra: undiscounted visits times grad pi times Q, plus the other families")
+    return None, "too many trajectories to enumerate, and no closed form"
+
+
+def _difference(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max(initial=0.0))
+
+
+def _matches(kind, arr_units, bounds, batch_ep, mdp, J, V, E):
+    """(name, sign, group, max difference) of pgverify's estimators that the output equals."""
+    sizes = sorted({g for g in (*GROUP_SIZES, *(hi - lo for lo, hi in bounds), E) if g >= 2 and E % g == 0})
+    single = [(name, None) for name in ESTIMATORS if not name.startswith("group")]
+    grouped = [(name, g) for g in sizes for name in ("group_mean", "group_mean_loo")]
+    found = []
+    for candidates in (single, grouped):  # the group estimators only when no other matches
+        for name, g in candidates:
+            k = estimate(name, mdp, batch_ep, J=J, V=V, group=g or 8)
+            ref = k if kind == "episodes" else np.stack([k[lo:hi].mean(0) for lo, hi in bounds])
+            scale = max(1.0, float(np.abs(ref).max(initial=0.0)))
+            for sign in (1, -1):
+                d = _difference(arr_units, sign * ref)
+                if d <= MATCH_RTOL * scale:
+                    found.append((name, sign, g, d))
+        if found:
+            break
+    return found
+
+
+def _enumerated_mean(estimator, case, names, kind):
+    """The user's estimator over every trajectory, weighted by p(tau) (float64), or a reason it can't be."""
+    mdp_exact = tabulate(case, exact=True)
+    with mpmath.workdps(60):
+        got = enumerate_episodes(mdp_exact)
+    if got is None:
+        return None, None, None, (f"not available: more than {ENUMERATION_LIMIT} trajectories, "
+                                  "or cycles without a horizon (infinitely many)")
+    ep, w = got
+    batch = batch_from_episodes(ep, mdp_exact, case)
+    weights = np.array([float(x) for x in w])
+    N = len(weights)
+    if kind == "episodes":
+        k2, g = _call(estimator, batch, names)
+        if k2 == "mean" and N != 1:
+            return None, None, N, "not available: the estimator returned a mean on the enumerated trajectories"
+        g = g.reshape(N, len(names))
+        note = "assuming each episode's value depends on that episode alone"
+    else:
+        if N > MEAN_ENUMERATION_LIMIT:
+            return None, None, N, (f"not computed: {N} trajectories, and an estimator that returns a mean is "
+                                   f"called on each alone (limit {MEAN_ENUMERATION_LIMIT})")
+        rows = []
+        for i in range(N):
+            k2, gi = _call(estimator, batch.slice(i, i + 1), names)
+            rows.append(gi.reshape(len(names)))
+        g = np.stack(rows)
+        note = "the estimator called on each trajectory alone, assuming its mean averages per-episode terms"
+    terms = weights[:, None] * g
+    mean = terms.sum(0)
+    tol = float(N * np.finfo(float).eps * np.abs(terms).sum(0).max(initial=0.0))
+    return mean, tol, N, note
+
+
+def assert_unbiased(estimator: Callable, case, at: Mapping | None = None, episodes: int = 10_000,
+                    seed: int | None = 0, alpha: float = 0.01, *, batches: int = 20,
+                    max_steps: int | None = None) -> UnbiasedReport:
+    r"""Assert that ``estimator``'s expectation is the exact gradient, by sampling and a z-test.
+
+    Parameters
+    ----------
+    estimator : callable
+        ``estimator(episodes) -> gradient``, where ``episodes`` is an
+        :class:`~pgverify.testing.EpisodeBatch` and the result is one gradient per episode
+        (array-like of shape (E, n); shape (E,) is accepted when n = 1) or their mean (shape
+        (n,)), in the case's parameter order, or a dict parameter name -> values.  numpy
+        arrays, lists and torch tensors are accepted.
+    case, at
+        As in :func:`~pgverify.testing.exact_gradient`.
+    episodes : int
+        How many episodes to sample at the point.
+    seed : int
+        The sampler's seed (numpy's PCG64): the same seed gives the same episodes, on any
+        machine, and the same episodes as ``pgverify check --seed`` for up to 100,000 episodes.
+    alpha : float
+        Family-wise false-alarm rate over the parameters (Holm 1979).  An unbiased estimator
+        fails for a fraction alpha of seeds.
+    batches : int
+        For an estimator that returns a mean: how many batches it is called on (see the module
+        docstring).
+    max_steps : int, optional
+        The sampler's step limit without a horizon (default: where gamma^t < 1e-12, at most
+        10,000 steps).
+
+    Returns
+    -------
+    UnbiasedReport
+        The z-scores and the diagnosis (also on success).
+
+    Raises
+    ------
+    BiasDetected
+        (an ``AssertionError``) when Holm's procedure rejects some parameter: the message lists the
+        z-scores, the estimator of pgverify's that the output equals, if any, with its exact bias,
+        and the estimator's exact mean over the enumerated trajectories where they are finite.
+    HelperInputError
+        The estimator's output has the wrong shape, names or non-finite values.
+    pgverify.CaseFileError
+        ``at`` names a parameter the case does not have, or gives an invalid value.
+
+    Examples
+    --------
+    REINFORCE (Williams 1992) on a one-step bandit, pi(go) = p, reward 1 for go: the score of
+    p is 1/p after "go" and -1/(1-p) after "stop".
+
+    >>> import numpy as np
+    >>> coin = {"name": "coin", "parameters": {"p": "1/3"}, "states": ["S", "G"],
+    ...         "terminal": ["G"], "actions": ["stop", "go"], "start": "S",
+    ...         "policy": {"S": {"stop": "1 - p", "go": "p"}},
+    ...         "transitions": {"S": {"stop": "G", "go": "G"}}, "rewards": {"S": {"go": 1}}}
+    >>> def reinforce(ep):
+    ...     p = ep.theta["p"]
+    ...     go = ep.actions[:, 0] == ep.action_names[0].index("go")
+    ...     score = np.where(go, 1 / p, -1 / (1 - p))
+    ...     return (score * ep.rewards.sum(1))[:, None]
+    >>> report = assert_unbiased(reinforce, coin, episodes=2000)
+    >>> report.passed, report.match.name
+    (True, 'reinforce')
+    """
+    t0 = time.perf_counter()
+    if episodes < 2:
+        raise HelperInputError("at least 2 episodes are needed for a standard error", "episodes", str(episodes),
+                               "Use e.g. episodes=10_000")
+    if not 0 < alpha < 1:
+        raise HelperInputError("alpha must lie in (0, 1)", "alpha", str(alpha), "Use e.g. alpha=0.01")
+    case = resolve_case(case, at)
+    res = exact_result(case)
+    names = list(res.parameters)
+    if not names:
+        raise HelperInputError(f"case {res.case!r} has no parameters, so there is no gradient to test",
+                               "case", res.case, "Declare the parameters the policy depends on")
+    grad = np.array([res.gradient[p].float for p in names])
+    mdp = tabulate(case)
+    ep = sample(mdp, episodes, seed=seed, max_steps=max_steps)
+    batch = batch_from_episodes(ep, mdp, case)
+    kind, arr = _call(estimator, batch, names)
+    if kind == "episodes":
+        units, bounds = arr, []
+        test = f"two-sided z per parameter over {episodes} episodes"
+        pfun = _p_normal
+    else:
+        if episodes < 2 * batches or batches < 2:
+            raise HelperInputError(
+                f"an estimator that returns a mean is tested on batch means, and {episodes} episodes do not make "
+                f"{batches} batches of at least 2", "batches", str(batches),
+                "Return one gradient per episode, or use more episodes or fewer batches")
+        bounds = _batch_bounds(episodes, batches)
+        rows = []
+        for lo, hi in bounds:
+            k2, g = _call(estimator, batch.slice(lo, hi), names)
+            if k2 != "mean":
+                raise HelperInputError("the estimator returned a mean on all episodes but not on a batch",
+                                       "estimator output", f"shape {g.shape}", "Return the same kind of output always")
+            rows.append(g)
+        units = np.stack(rows)
+        test = (f"two-sided Student t ({batches - 1} degrees of freedom) per parameter over {batches} batch means "
+                f"of about {episodes // batches} episodes (the estimator returns a mean)")
+        pfun = lambda z: _p_student(z, batches - 1)
+    mean, se, z = _zscores(units, grad)
+    p = np.array([pfun(x) for x in z])
+    rejected = holm(list(p), alpha)
+    test += f", Holm over {len(names)} parameter{'s' if len(names) != 1 else ''} at family-wise alpha = {alpha}"
+    # diagnosis: pgverify's estimators on the same episodes, then the enumeration
+    V = state_values(mdp)
+    found = _matches(kind, units, bounds, ep, mdp, res.objective.float, V, episodes)
+    mdp_exact = tabulate(case, exact=True) if found else None
+    matches = []
+    for name, sign, g, d in found:
+        emean, how = _known_mean(name, g, case, res, mdp_exact)
+        bias = None
+        if emean is not None:
+            emean = [sign * x for x in emean]
+            gx = [exact_value(res.gradient[q]) for q in names]
+            bias = [a - b if isinstance(a, Fraction) and isinstance(b, Fraction) else float(a) - float(b)
+                    for a, b in zip(emean, gx)]
+        matches.append(Match(name, sign, g, d, emean, how, bias))
+    if any(m.group for m in matches):
+        emean, tol, N, note = None, None, None, "not computed: the estimator depends on its group, not one episode"
+    elif any(m.exact_mean is not None for m in matches):
+        emean, tol, N, note = None, None, None, ""  # the match's exact mean says it
+    else:
+        emean, tol, N, note = _enumerated_mean(estimator, case, names, kind)
+    policy = (np.array([res.terms["policy"].contribution[q]["float"] for q in names]) if res.terms else None)
+    report = UnbiasedReport(
+        case=res.case, parameters=names, at=dict(res.at), episodes=episodes, seed=seed, alpha=alpha,
+        units="episodes" if kind == "episodes" else "batch means", unit_count=len(units), test=test,
+        gradient=grad, gradient_exact=[exact_value(res.gradient[q]) for q in names], sample_mean=mean, stderr=se,
+        z=z, p=p, rejected=list(rejected), passed=not any(rejected), matches=matches, exact_mean=emean,
+        exact_mean_tolerance=tol, exact_mean_note=note, trajectories=N, policy_family=policy, cut=ep.cut,
+        seconds=time.perf_counter() - t0)
+    if not report.passed:
+        raise BiasDetected(report)
+    return report
