@@ -167,32 +167,37 @@ class UnbiasedReport:
                 "the estimator's mean is consistent with the exact gradient")
         lines = [f"assert_unbiased: {head} of {self.case!r} at {_point_text(self)}",
                  f"  {self.episodes} episodes, seed {self.seed}; {self.test}"]
+        m = self.match
+        bias, bias_from = None, ""
+        if m is not None and m.bias is not None:
+            bias, bias_from = m.bias, f"exact bias = exact mean of {m.label} ({m.exact_mean_from}) - exact gradient"
+        elif self.exact_mean is not None:
+            bias = list(self.exact_mean - self.gradient)
+            bias_from = (f"exact bias = your estimator's mean over all {self.trajectories} trajectories, weighted by "
+                         f"p(tau) in float64 ({self.exact_mean_note}; summation rounding <= "
+                         f"{self.exact_mean_tolerance:.1g}) - exact gradient")
+        header = ["parameter", "exact gradient", "sample mean", "stderr", "z" if self.units == "episodes" else "t",
+                  "p", "verdict"] + (["exact bias"] if bias is not None else [])
         rows = [[p, f"{self.gradient[j]:.6g}", f"{self.sample_mean[j]:.6g}", f"{self.stderr[j]:.3g}",
                  _zfmt(self.z[j]), _pfmt(self.p[j]), "OFF" if self.rejected[j] else "ok"]
+                + ([_num(bias[j])] if bias is not None else [])
                 for j, p in enumerate(names)]
-        lines.append(_table(["parameter", "exact gradient", "sample mean", "stderr", "z", "p", "verdict"], rows))
+        lines.append(_table(header, rows))
         if self.cut:
             lines.append(f"  note: {self.cut} episodes were cut at the sampler's step limit before they ended")
-        m = self.match
         if m is not None:
             also = f" (also equal to {', '.join(x.label for x in self.matches[1:])})" if len(self.matches) > 1 else ""
             what = KNOWN[m.name] if m.sign > 0 else f"-1 times {KNOWN[m.name]}: a sign error"
-            lines.append(f"  on these episodes your estimator equals pgverify's {m.label}{also}, to "
-                         f"{m.max_difference:.1g} (max difference): {what}")
-            if m.exact_mean is not None:
-                lines.append(f"    its exact mean ({m.exact_mean_from}): {_vec(names, m.exact_mean)}")
-                lines.append(f"    its exact bias (mean - gradient): {_vec(names, m.bias)}")
-            else:
-                lines.append(f"    its exact mean is not known here ({m.exact_mean_from})")
+            lines.append(f"  on these episodes your estimator equals pgverify's {m.label}{also} "
+                         f"(to a relative {MATCH_RTOL:g}): {what}")
+            if m.exact_mean is None:
+                lines.append(f"  its exact mean is not known here ({m.exact_mean_from})")
         elif self.units == "episodes" or self.exact_mean is not None:
-            lines.append("  it matches none of pgverify's estimators (" + ", ".join(ESTIMATORS)
-                         + ", or their negatives)")
-        if self.exact_mean is not None:
-            lines.append(f"  exact mean of your estimator over all {self.trajectories} trajectories, weighted by "
-                         f"p(tau) in float64 ({self.exact_mean_note}; summation rounding <= "
-                         f"{self.exact_mean_tolerance:.1g}): {_vec(names, self.exact_mean)}")
-            lines.append(f"    exact bias (mean - gradient): {_vec(names, self.exact_mean - self.gradient)}")
-        elif self.exact_mean_note:
+            lines.append("  it equals none of pgverify's estimators (" + ", ".join(ESTIMATORS)
+                         + ") nor their negatives")
+        if bias_from:
+            lines.append(f"  {bias_from}")
+        elif self.exact_mean_note and m is None:
             lines.append(f"  exact mean of your estimator: {self.exact_mean_note}")
         pol = self.policy_family
         em = self.exact_mean if self.exact_mean is not None else (
