@@ -17,10 +17,11 @@ with pgverify's J(theta):
   :func:`sympy.cancel`, is the zero polynomial;
 - **at the point**: both evaluated exactly at the parameter point.
 
-Negative rewards: Storm's floating-point engines are documented to mishandle
-negative rewards in expected-reward queries.  Here the model is built with the
-value type ``RationalFunction`` and checked with Storm's exact parametric engine,
-which handles rewards of any sign, so no reward is shifted.
+Negative rewards: Storm's default floating-point engine mishandles them (on the
+short corridor at p = 1/2, reward -1 per step, stormpy 2.0.0's default engine
+gives -6.87494..., the exact engine -12, the true value).  Here the model is built
+with the value type ``RationalFunction`` and checked with Storm's exact parametric
+engine, which handles rewards of any sign, so no reward is shifted.
 
 Storm's parametric result holds where the graph of the chain does not change
 (every transition written with a non-zero expression stays non-zero), which

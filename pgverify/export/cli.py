@@ -41,6 +41,17 @@ def write_atomic(path: str, text: str) -> None:
             os.unlink(tmp)
 
 
+def _emit(text: str, output: str | None) -> None:
+    """Print ``text``, or write it to ``output`` whole or not at all."""
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        write_atomic(output, text)
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror or exc}")
+
+
 def _load(path: str):
     try:
         return load_case(path)
@@ -63,13 +74,7 @@ def export_command(case, fmt, output):
         text = to_prism(loaded)
     except PgVerifyError as exc:
         _fail(str(exc))
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    try:
-        write_atomic(output, text)
-    except OSError as exc:
-        _fail(f"cannot write {output}: {exc.strerror or exc}")
+    _emit(text, output)
 
 
 @click.command("show", context_settings={"help_option_names": ["-h", "--help"]})
@@ -96,11 +101,4 @@ def show_command(case, fmt, output, label_width):
         except OSError as exc:
             _fail(f"cannot write {output}: {exc.strerror or exc}")
         return
-    text = to_dot(loaded, max_label=label_width)
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    try:
-        write_atomic(output, text)
-    except OSError as exc:
-        _fail(f"cannot write {output}: {exc.strerror or exc}")
+    _emit(to_dot(loaded, max_label=label_width), output)

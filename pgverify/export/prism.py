@@ -263,8 +263,9 @@ def induced_chain(case: Case) -> InducedChain:
     if problems:
         n = len(problems)
         raise ExportError(
-            f"cannot export case {case.name!r} to PRISM: {n} expression{'s are' if n != 1 else ' is'} not "
-            "rational functions of the parameters, and parametric PRISM models need rational functions",
+            f"cannot export case {case.name!r} to PRISM: {n} expression"
+            f"{'s are not rational functions' if n != 1 else ' is not a rational function'} of the parameters, "
+            "and parametric PRISM models need rational functions",
             problems, case.source,
             hint="How to fix: write the policy explicitly, with probabilities that are rational functions "
                  "of the parameters (a softmax or sigmoid is not: use p in place of sigmoid(theta)), and keep "
