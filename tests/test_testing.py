@@ -307,18 +307,18 @@ def test_the_episode_arrays():
 
 
 # -- the pytest plugin -----------------------------------------------------------------------------------
-pgverify_fixture, pgverify_case_fixture = plugin.pgverify, plugin.pgverify_case  # the fixtures, in this module
+pgv_fixture, pgverify_case_fixture = plugin.pgv, plugin.pgverify_case  # the fixtures, in this module
 
 
 def test_fixtures(request):
     """The plugin's fixtures used in this module (as a conftest would); paths relative to this file's folder."""
-    pgverify_helpers = request.getfixturevalue("pgverify_fixture")
+    pgv = request.getfixturevalue("pgv_fixture")
     pgverify_case = request.getfixturevalue("pgverify_case_fixture")
     case = pgverify_case("../cases/short_corridor.yaml", at={"p": "1/3"})
     assert case.point[case.symbol("p")] == Fraction(1, 3)
-    assert pgverify_helpers.exact_gradient("../cases/short_corridor.yaml", at={"p": "1/3"})[1][0] == 31.5
-    pgverify_helpers.assert_gradient_close([31.5], case)
-    assert pgverify_helpers.assert_unbiased(reward_to_go, DISCOUNTED).seed == 0
+    assert pgv.exact_gradient("../cases/short_corridor.yaml", at={"p": "1/3"})[1][0] == 31.5
+    pgv.assert_gradient_close([31.5], case)
+    assert pgv.assert_unbiased(reward_to_go, DISCOUNTED).seed == 0
 
 
 def _plugin_args():
@@ -339,18 +339,18 @@ def test_plugin_in_a_fresh_session(pytester):
             go = ep.actions[:, 0] == 1
             return (np.where(go, 1 / p, -1 / (1 - p)) * ep.rewards.sum(1))[:, None]
 
-        def test_gradient(pgverify):
-            names, grad = pgverify.exact_gradient("bandit.yaml")
+        def test_gradient(pgv):
+            names, grad = pgv.exact_gradient("bandit.yaml")
             assert names == ["p"] and grad[0] == 1.0
 
-        def test_seed(pgverify):
-            assert pgverify.assert_unbiased(reinforce, "bandit.yaml", episodes=1000).seed == 7
+        def test_seed(pgv):
+            assert pgv.assert_unbiased(reinforce, "bandit.yaml", episodes=1000).seed == 7
 
         def test_case(pgverify_case):
             assert pgverify_case("bandit.yaml").name == "bandit"
 
-        def test_biased(pgverify):
-            pgverify.assert_unbiased(lambda ep: -reinforce(ep), "bandit.yaml", episodes=1000)
+        def test_biased(pgv):
+            pgv.assert_unbiased(lambda ep: -reinforce(ep), "bandit.yaml", episodes=1000)
     """)
     result = pytester.runpytest(*_plugin_args(), "--pgverify-seed", "7", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=3, failed=1)

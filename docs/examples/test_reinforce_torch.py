@@ -129,8 +129,9 @@ def test_score_of_the_wrong_action_is_caught():
 
 if __name__ == "__main__":
     for bug in (None, "whole_return", "drop_gamma", "sign", "wrong_action"):
-        print(f"--- bug = {bug!r}")
         try:
-            print(assert_unbiased(partial(reinforce, bug=bug), CORRIDOR, seed=0))
+            report = assert_unbiased(partial(reinforce, bug=bug), CORRIDOR, seed=0)
+            print(f"bug={bug}: passes; equals pgverify's {report.match.label}; "
+                  f"t from {min(report.z):+.2f} to {max(report.z):+.2f}\n")
         except BiasDetected as failure:
-            print(failure)
+            print(f"bug={bug}: {failure}\n")

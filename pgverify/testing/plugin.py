@@ -9,16 +9,16 @@ Fixtures
 ``pgverify_case``
     A factory: ``pgverify_case(case, at=None)`` returns a validated :class:`pgverify.Case`.  A
     relative path is looked up next to the test file first, then under pytest's rootdir.
-``pgverify``
+``pgv``
     The helpers, with the case argument resolved the same way and the seed of ``assert_unbiased``
-    taken from ``--pgverify-seed`` when the test gives none: ``pgverify.exact_gradient``,
-    ``pgverify.exact_objective``, ``pgverify.assert_gradient_close``, ``pgverify.assert_unbiased``
-    and ``pgverify.case`` (the factory above).
+    taken from ``--pgverify-seed`` when the test gives none: ``pgv.exact_gradient``,
+    ``pgv.exact_objective``, ``pgv.assert_gradient_close``, ``pgv.assert_unbiased`` and ``pgv.case``
+    (the factory above).  (Not named ``pgverify``, which would hide the package inside the test.)
 
 Option
 ------
 ``--pgverify-seed N``
-    The seed of every ``pgverify.assert_unbiased`` call that passes none (default 0).  Running the
+    The seed of every ``pgv.assert_unbiased`` call that passes none (default 0).  Running the
     suite with another seed shows that a pass does not depend on a lucky seed; with alpha = 0.01
     an unbiased estimator still fails for 1% of seeds.
 
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["Helpers", "pgverify", "pgverify_case", "pytest_addoption"]
+__all__ = ["Helpers", "pgv", "pgverify_case", "pytest_addoption"]
 
 DEFAULT_SEED = 0
 
@@ -38,7 +38,7 @@ DEFAULT_SEED = 0
 def pytest_addoption(parser):
     group = parser.getgroup("pgverify", "pgverify.testing (exact policy gradients)")
     group.addoption("--pgverify-seed", action="store", type=int, default=None, metavar="N",
-                    help=f"seed of pgverify.assert_unbiased calls that give none (default {DEFAULT_SEED})")
+                    help=f"seed of pgv.assert_unbiased calls that give none (default {DEFAULT_SEED})")
 
 
 def _resolve_path(case, test_dir: Path, rootdir: Path):
@@ -94,7 +94,7 @@ def _helpers(request) -> Helpers:
 
 
 @pytest.fixture
-def pgverify(request) -> Helpers:
+def pgv(request) -> Helpers:
     """The helpers of pgverify.testing, with --pgverify-seed as the default seed."""
     return _helpers(request)
 

@@ -186,10 +186,10 @@ class UnbiasedReport:
         if self.cut:
             lines.append(f"  note: {self.cut} episodes were cut at the sampler's step limit before they ended")
         if m is not None:
-            also = f" (also equal to {', '.join(x.label for x in self.matches[1:])})" if len(self.matches) > 1 else ""
+            also = f"; so do {', '.join(x.label for x in self.matches[1:])}" if len(self.matches) > 1 else ""
             what = KNOWN[m.name] if m.sign > 0 else f"-1 times {KNOWN[m.name]}: a sign error"
-            lines.append(f"  on these episodes your estimator equals pgverify's {m.label}{also} "
-                         f"(to a relative {MATCH_RTOL:g}): {what}")
+            lines.append(f"  on these episodes your estimator equals pgverify's {m.label} "
+                         f"(to a relative {MATCH_RTOL:g}{also}): {what}")
             if m.exact_mean is None:
                 lines.append(f"  its exact mean is not known here ({m.exact_mean_from})")
         elif self.units == "episodes" or self.exact_mean is not None:
