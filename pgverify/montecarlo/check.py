@@ -161,7 +161,7 @@ def monte_carlo(case, result, *, episodes: int = 10_000, seed: int = 0, estimato
             "bias": {p: emean[j] - grad[j] for j, p in enumerate(names)} if emean is not None else None,
             "exact_mean_from": how,
             "exact_variance": dict(zip(names, evar)) if evar is not None else None,
-            "variance_from": "enumeration" if evar is not None else "sampled only",
+            "variance_from": mom.how if evar is not None else "sampled only",
             "sample_mean": {p: float(mean[j]) for j, p in enumerate(names)},
             "sample_variance": {p: float(units.var(0, ddof=1)[j] * (group if name.startswith("group") else 1))
                                 for j, p in enumerate(names)},

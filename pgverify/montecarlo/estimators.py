@@ -71,7 +71,8 @@ def _extras(mdp, ep, pieces):
     out = out + (dr * disc[None, :, None]).sum(1)
     if np.any(np.asarray(mdp.dgamma != 0)) and L > 1:
         t = np.arange(L)
-        coef = np.array([t_ * mdp.gamma ** (t_ - 1) if t_ > 0 else 0 for t_ in t], dtype=disc.dtype)
+        # int(t_): a numpy integer times a Fraction gives a Fraction of int64s, which overflow
+        coef = np.array([int(t_) * mdp.gamma ** (int(t_) - 1) if t_ > 0 else 0 for t_ in t], dtype=disc.dtype)
         raw = np.where(mask, ep.rewards, zero)
         out = out + (raw * coef[None, :]).sum(1)[:, None] * mdp.dgamma[None, :]
     return out

@@ -1,4 +1,5 @@
-"""Exact moments of the estimators: by enumerating every trajectory where that is finite.
+"""Exact moments of the estimators: by enumerating every trajectory where that is finite,
+else by the linear recursions of :mod:`pgverify.montecarlo.recursive`.
 
 The estimators of :mod:`pgverify.montecarlo.estimators` are run on the enumerated
 trajectories with exact object arrays (Fractions where the point is rational, 60-digit
@@ -6,7 +7,7 @@ mpmath numbers otherwise), weighted by p(tau): E[g] = sum p(tau) g(tau) and
 Var[g] = sum p(tau) g(tau)^2 - E[g]^2, exactly.  Group estimators are not functions of one
 trajectory: their exact mean follows from independence (the own-return group mean is
 biased by the factor (G - 1)/G on the score part; leave-one-out is unbiased), and their
-variance is only sampled (labelled so).
+variance from one episode's moments and independence (:func:`pgverify.montecarlo.recursive._group_moments`).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import mpmath
 import numpy as np
 
 from .estimators import ESTIMATORS, estimate, extra_terms_needed
+from .recursive import recursive_moments
 from .sampler import Episodes
 
 __all__ = ["Moments", "enumerate_episodes", "exact_moments", "state_values", "ENUMERATION_LIMIT"]
@@ -139,12 +141,16 @@ def exact_moments(mdp_exact, names=ESTIMATORS, *, group: int = 8) -> dict:
     out = {}
     with mpmath.workdps(60):
         got = enumerate_episodes(mdp_exact)
-        if got is None:
-            return {name: Moments(None, None, "sampled only") for name in names}
-        ep, w = got
         V = state_values(mdp_exact)
         V0 = V[0] if mdp_exact.horizon is not None else V
         J = sum((mdp_exact.rho0[s] * V0[s] for s in range(len(V0))), mdp_exact.pi.flat[0] * 0)
+        if got is None:  # cycles or too many trajectories: the recursions of pgverify.montecarlo.recursive
+            rec = recursive_moments(mdp_exact, names, J=J, V=V, group=group)
+            if rec is None:
+                return {name: Moments(None, None, "sampled only (too large for exact moments)") for name in names}
+            return {name: Moments(*rec[name]) if name in rec else Moments(None, None, "sampled only")
+                    for name in names}
+        ep, w = got
         for name in names:
             if name.startswith("group"):
                 continue
@@ -157,11 +163,15 @@ def exact_moments(mdp_exact, names=ESTIMATORS, *, group: int = 8) -> dict:
             mean_all = (w[:, None] * base).sum(0)
             extras = mean_all - (w[:, None] * _score_part(mdp_exact, ep)).sum(0)
             score_mean = mean_all - extras
-            for name in names:
+            grouped = [n for n in names if n.startswith("group")]
+            rec = recursive_moments(mdp_exact, grouped, J=J, V=V, group=group) or {}
+            for name in grouped:
+                # the variance involves pairs of episodes: from one episode's moments (recursive)
+                var = rec[name][1] if name in rec else None
                 if name == "group_mean":
-                    out[name] = Moments(list(score_mean * (group - 1) / group + extras), None, "independence")
+                    out[name] = Moments(list(score_mean * (group - 1) / group + extras), var, "independence")
                 elif name == "group_mean_loo":
-                    out[name] = Moments(list(mean_all), None, "independence")
+                    out[name] = Moments(list(mean_all), var, "independence")
     return out
 
 
