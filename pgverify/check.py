@@ -71,6 +71,8 @@ class Result:
     dpg_check: dict | None = None
     #: pgverify.montecarlo.check.MonteCarlo, when sampling was asked for
     monte_carlo: object = None
+    #: tool name -> the report of an external cross-check (``pgverify check --cross-check storm``)
+    cross_check: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -100,6 +102,7 @@ class Result:
             "deterministic_policy_gradient": ({p: q.to_dict() for p, q in self.dpg.items()} if self.dpg else None),
             "dpg_check": self.dpg_check,
             **({"monte_carlo": self.monte_carlo.to_dict()} if self.monte_carlo is not None else {}),
+            **({"cross_check": self.cross_check} if self.cross_check else {}),
         }
 
     def gradient_floats(self) -> list[float]:

@@ -65,8 +65,10 @@ def main():
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Draw the estimators' running means against the exact values (PNG or SVG; needs matplotlib).")
 @click.option("--force", is_flag=True, help="Enumerate trajectories even beyond the default limit.")
+@click.option("--cross-check", "cross_check", type=click.Choice(["storm"]), default=None,
+              help="Compare J(theta) with Storm's exact parametric model checker (extra 'storm').")
 def check_command(cases, at, as_json, force_symbolic, force_point, no_mc, episodes, seed, estimators, plot_path,
-                  force):
+                  force, cross_check):
     """Compute J(theta) and its gradient with three exact engines and prove that they agree."""
     if force_symbolic and force_point:
         _fail("--symbolic and --at-point exclude each other")
@@ -95,6 +97,12 @@ def check_command(cases, at, as_json, force_symbolic, force_point, no_mc, episod
                 if mc is not None:
                     mc["progress"] = progress
                 res = check(case, at=at_values or None, mode=mode, force=force, monte_carlo=mc)
+            if cross_check == "storm":
+                from .crosscheck import storm_cross_check
+
+                cc = storm_cross_check(case, res)
+                res.cross_check["storm"] = cc
+                res.verified = res.verified and cc["agrees_symbolically"] and cc["agrees_at_point"]
         except PgVerifyError as exc:
             _fail(str(exc))
         for w in res.warnings:
@@ -223,6 +231,12 @@ def render_summary(res: Result, console: Console) -> None:
                           f"|difference| = {c.difference:.6g}")
     else:
         console.print(f"engines that ran: {', '.join(ran)}; agreement proved: {how}")
+    for tool, cc in res.cross_check.items():
+        agree = cc["agrees_symbolically"] and cc["agrees_at_point"]
+        console.print(f"{tool} {cc['version']} ({cc['engine']}): J(theta) = {cc['objective']}; "
+                      + ("agrees with pgverify as a rational function and at the point" if agree else
+                         f"[bold red]disagrees[/] with pgverify (difference {cc['difference']}, "
+                         f"{cc['storm_value']} vs {cc['pgverify_value']} at the point)"), markup=not agree)
     console.print(f"mode: {res.mode}; {res.seconds:.2f} s")
 
 
@@ -307,6 +321,15 @@ def render_terms(res: Result, console: Console) -> None:
         shown = ", ".join(f"{p}: {_short(q.value, q.float)}" for p, q in list(missed.items())[:4])
         console.print(f"the score-function formula (policy family alone) misses: {shown}", markup=False)
 
+
+def _register_commands() -> None:
+    from .export.cli import export_command, show_command
+
+    main.add_command(export_command, "export")
+    main.add_command(show_command, "show")
+
+
+_register_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -151,3 +151,28 @@ def test_plot_needs_a_known_suffix_and_sampling(tmp_path):
     assert code == 2 and "--plot expects a .png or .svg file name" in err
     code, _, err = run("check", str(CASES / "entropy_bonus.yaml"), "--no-mc", "--plot", str(tmp_path / "x.png"))
     assert code == 2 and "--plot needs the Monte Carlo checks" in err
+
+
+def test_cross_check_with_storm():
+    pytest.importorskip("stormpy")
+    code, out, _ = run("check", str(CASES / "short_corridor.yaml"), "--no-mc", "--cross-check", "storm", "--json")
+    assert code == 0, out
+    cc = json.loads(out)["cross_check"]["storm"]
+    assert cc["agrees_symbolically"] and cc["agrees_at_point"]
+    assert cc["storm_value"] == "-12"  # J(1/2) = 2(2 - p)/(p(p - 1)) = -12 (Sutton & Barto, Example 13.1)
+    code, out, _ = run("check", str(CASES / "short_corridor.yaml"), "--no-mc", "--cross-check", "storm")
+    assert code == 0 and "agrees with pgverify as a rational function and at the point" in " ".join(out.split())
+
+
+def test_cross_check_refuses_a_softmax_with_the_places():
+    pytest.importorskip("stormpy")
+    code, out, err = run("check", str(CASES / "two_state_softmax.yaml"), "--no-mc", "--cross-check", "storm")
+    assert code == 2 and "Traceback" not in err and out == ""
+    assert "two_state_softmax.yaml:17: policy.A.stay: not a rational function" in err
+
+
+def test_export_and_show_are_commands():
+    code, out, _ = run("export", str(CASES / "short_corridor.yaml"), "--format", "prism")
+    assert code == 0 and "dtmc" in out, out
+    code, out, _ = run("show", str(CASES / "short_corridor.yaml"), "--format", "dot")
+    assert code == 0 and "digraph" in out
