@@ -79,19 +79,20 @@ def sample(mdp: TabularMDP, episodes: int, seed: int | None = 0, max_steps: int 
         limit = DEFAULT_MAX_STEPS
     E = episodes
     s = _draw(rng, np.broadcast_to(mdp.rho0, (E, len(mdp.rho0))))
+    S, A = mdp.pi.shape
+    # one draw per step of the pair (a, s') from pi(a|s) P(s'|s, a): row s of a table of width A * S
+    joint = _Table((mdp.pi[:, :, None] * mdp.P).reshape(S, A * S))
+    # the smallest integer type that holds -1 and every index (less memory to fill and scatter)
+    itype = np.int16 if max(S, A) < 2**15 else np.int32
     alive = ~mdp.terminal[s]
-    steps = []  # per time step: (indices of the episodes alive, s, a, s_next, r) for those only
-    lengths = np.zeros(E, dtype=np.int64)
     idx = np.nonzero(alive)[0]
     cur = s[idx]
-    S, A = mdp.pi.shape
-    pi_table, P_table = _Table(mdp.pi), _Table(mdp.P.reshape(S * A, S))
+    steps = []  # per time step: (indices of the episodes alive, s, a, s_next) for those only
     t = 0
     while len(idx) and t < limit:
-        a = pi_table.draw(rng, cur)
-        s2 = P_table.draw(rng, cur * A + a)
-        steps.append((idx, cur, a, s2, mdp.r[cur, a, s2]))
-        lengths[idx] += 1
+        pair = joint.draw(rng, cur)
+        a, s2 = pair // S, pair % S
+        steps.append((idx, cur, a, s2))
         keep = ~mdp.terminal[s2]
         idx, cur = idx[keep], s2[keep]
         t += 1
@@ -102,10 +103,18 @@ def sample(mdp: TabularMDP, episodes: int, seed: int | None = 0, max_steps: int 
     elif cut:
         tail = float("inf")
     L = len(steps)
-    states = np.full((E, L), -1, dtype=np.int32)
-    actions = np.full((E, L), -1, dtype=np.int32)
-    next_states = np.full((E, L), -1, dtype=np.int32)
+    if steps:  # one scatter of all steps into the padded (E, L) arrays
+        ix = np.concatenate([st[0] for st in steps])
+        pos = ix * L + np.repeat(np.arange(L), [len(st[0]) for st in steps])
+        st_all, a_all, s2_all = (np.concatenate([st[k] for st in steps]) for k in (1, 2, 3))
+        lengths = np.bincount(ix, minlength=E).astype(np.int64)
+    else:
+        pos = st_all = a_all = s2_all = np.zeros(0, dtype=np.int64)
+        lengths = np.zeros(E, dtype=np.int64)
+    states = np.full((E, L), -1, dtype=itype)
+    actions = np.full((E, L), -1, dtype=itype)
+    next_states = np.full((E, L), -1, dtype=itype)
     rewards = np.zeros((E, L))
-    for t, (ix, st, at, nt, rt) in enumerate(steps):
-        states[ix, t], actions[ix, t], next_states[ix, t], rewards[ix, t] = st, at, nt, rt
+    states.ravel()[pos], actions.ravel()[pos], next_states.ravel()[pos] = st_all, a_all, s2_all
+    rewards.ravel()[pos] = mdp.r[st_all, a_all, s2_all]
     return Episodes(states, actions, next_states, rewards, lengths, cut, seed, limit, tail)
