@@ -4,7 +4,10 @@ The estimators under test are written here with plain numpy from the policy tabl
 pi(x|A) = p is 1/p after x and -1/(1-p) after y), not with pgverify's own estimators, so that
 assert_unbiased is checked against code it did not write.
 """
+import contextlib
+import dataclasses
 import importlib.metadata
+import re
 from fractions import Fraction
 
 import numpy as np
@@ -169,26 +172,49 @@ def test_assert_gradient_close_bad_input():
 
 
 # -- assert_unbiased -------------------------------------------------------------------------------------
-# z-scores at 10,000 episodes (seeds 0, 1, 2, 3):
-#   reward_to_go  p: -2.38 +1.83 -0.22 -0.66   q: -2.81 +1.37 -0.10 -0.80
-#   whole_return  p: -2.22 +1.87 -0.24 -0.57   q: -0.66 +0.46 -0.17 -0.92
-# Seed 0's q = -2.81 (p = 0.0050) is the kind of value that makes 1 seed in 100 fail at alpha = 0.01;
-# Holm passes it here (the threshold of the smaller p is 0.01 / 2).
-@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def on_four_seeds(estimator, case=DISCOUNTED, **options):
+    """A correct estimator on seeds 0-3: the reports that passed.  Each seed fails with probability
+    alpha = 1%, so one failure is allowed (two or more in four: probability 6e-4); no seed was picked,
+    and a change of the sampler's random stream cannot break the test by bad luck alone."""
+    passed, failed = [], []
+    for seed in range(4):
+        try:
+            passed.append(assert_unbiased(estimator, case, seed=seed, **options))
+        except BiasDetected as failure:
+            failed.append(failure)
+    assert len(failed) <= 1, "\n\n".join(map(str, failed))
+    return passed
+
+
+# z at seeds 0, 1, 2, 3 (10,000 episodes):
+#   reward_to_go  p: -2.90 +1.75 +0.15 -1.02   q: -2.92 +1.46 -0.04 -0.56
+#   whole_return  p: -2.81 +1.78 +0.21 -1.06   q: -1.30 +0.46 +0.29 -0.83
+# so seed 0 is one of the 1% of seeds where an unbiased estimator fails (Holm: p = 0.0035 <= 0.01/2).
 @pytest.mark.parametrize("estimator", [reward_to_go, whole_return], ids=lambda f: f.__name__)
-def test_correct_estimators_pass(estimator, seed):
-    report = assert_unbiased(estimator, DISCOUNTED, seed=seed)
-    assert report.passed and report.units == "episodes" and report.unit_count == 10_000
-    assert report.match.name == {"reward_to_go": "reward_to_go", "whole_return": "reinforce"}[estimator.__name__]
-    assert report.exact_bias.tolist() == [0.0, 0.0]
+def test_correct_estimators_pass(estimator):
+    for report in on_four_seeds(estimator):
+        assert report.passed and report.units == "episodes" and report.unit_count == 10_000
+        assert report.match.name == {"reward_to_go": "reward_to_go", "whole_return": "reinforce"}[estimator.__name__]
+        assert report.exact_bias.tolist() == [0.0, 0.0]
+        assert np.abs(report.z).max() < 4
+
+
+def test_a_false_alarm_is_called_one():
+    """When the failing estimator's exact bias is 0, the message says that the failure is a false alarm."""
+    report = on_four_seeds(reward_to_go)[0]
+    failed = dataclasses.replace(report, passed=False, rejected=[True, False])
+    assert failed.format().endswith("the exact bias is 0, so this failure is a false alarm: an unbiased estimator "
+                                    "fails for a fraction alpha = 0.01 of seeds; try another seed")
+    assert "false alarm" not in report.format()
 
 
 def test_dropped_gamma_fails_and_is_named_with_its_exact_bias():
-    """z = +17.71 (p) and +55.55 (q) at seed 0; exact bias (2693/3456, 313/216) by enumeration."""
+    """Exact bias (2693/3456, 313/216) by enumeration; at 10,000 episodes that is z of about +18 (p) and
+    +56 (q) (+16.81 and +55.02 at seed 0)."""
     with pytest.raises(BiasDetected) as err:
         assert_unbiased(dropped_gamma, DISCOUNTED)
     rep = err.value.report
-    assert rep.rejected == [True, True] and min(rep.z) > 15
+    assert rep.rejected == [True, True] and min(rep.z) > 10
     assert (rep.match.name, rep.match.sign) == ("no_discount_weighting", 1)
     assert rep.match.bias == [Fraction(2693, 3456), Fraction(313, 216)]
     # the same bias from the test's own code run on every trajectory, weighted by p(tau)
@@ -197,16 +223,17 @@ def test_dropped_gamma_fails_and_is_named_with_its_exact_bias():
     np.testing.assert_allclose(mean - exact_gradient(DISCOUNTED)[1], [2693 / 3456, 313 / 216], rtol=1e-13)
     message = str(err.value)
     assert "on these episodes your estimator equals pgverify's no_discount_weighting" in message
-    assert message.splitlines()[2:5] == [
-        "  parameter  exact gradient  sample mean  stderr  z       p        verdict  exact bias",
-        "  p          2.67998         3.40686      0.041   +17.71  3.6e-70  OFF      2693/3456 (~0.779225)",
-        "  q          0.9375          2.35057      0.0254  +55.55  <1e-300  OFF      313/216 (~1.44907)"]
+    assert re.fullmatch(r"  parameter +exact gradient +sample mean +stderr +z +p +verdict +exact bias",
+                        message.splitlines()[2])
+    assert re.fullmatch(r"  p +2\.67998 .* OFF +2693/3456 \(~0\.779225\)", message.splitlines()[3])
+    assert re.fullmatch(r"  q +0\.9375 .* OFF +313/216 \(~1\.44907\)", message.splitlines()[4])
     assert message.endswith("exact bias = exact mean of no_discount_weighting (enumeration of every trajectory) "
                             "- exact gradient")
 
 
 def test_wrong_sign_fails_with_bias_minus_twice_the_gradient():
-    """z = -140.48, -162.34 at seed 0; the mean of -g is -grad J, so the bias is -2 grad J exactly."""
+    """z of about -140 and -160 (-140.02, -162.32 at seed 0); the mean of -g is -grad J, so the bias is
+    -2 grad J exactly."""
     with pytest.raises(BiasDetected) as err:
         assert_unbiased(wrong_sign, DISCOUNTED)
     rep = err.value.report
@@ -218,7 +245,8 @@ def test_wrong_sign_fails_with_bias_minus_twice_the_gradient():
 
 
 def test_wrong_action_score_fails_with_its_enumerated_bias():
-    """z = -155.80, -100.46 at seed 0; no estimator of pgverify's matches, so the exact mean comes from
+    """z of about -155 and -100 (-156.85, -99.69 at seed 0); no estimator of pgverify's matches, so the exact
+    mean comes from
     running the estimator on all 19 trajectories: bias (-3.60851, -3.41049)."""
     with pytest.raises(BiasDetected) as err:
         assert_unbiased(wrong_action, DISCOUNTED)
@@ -231,20 +259,19 @@ def test_wrong_action_score_fails_with_its_enumerated_bias():
 
 
 def test_an_estimator_that_returns_a_mean_is_tested_on_batch_means():
-    report = assert_unbiased(mean_of(reward_to_go), DISCOUNTED, seed=2)  # t = -0.24, -0.10 (19 df)
-    assert report.units == "batch means" and report.unit_count == 20 and "Student t (19 degrees" in report.test
-    assert report.match.name == "reward_to_go"
-    with pytest.raises(BiasDetected) as err:  # t = +19.51, +52.97 at seed 0
+    for report in on_four_seeds(mean_of(reward_to_go)):
+        assert report.units == "batch means" and report.unit_count == 20 and "Student t (19 degrees" in report.test
+        assert report.match.name == "reward_to_go"
+    with pytest.raises(BiasDetected) as err:  # t of about +20 and +60 (+22.19, +82.53 at seed 0)
         assert_unbiased(mean_of(dropped_gamma), DISCOUNTED)
     assert err.value.report.match.name == "no_discount_weighting"
-    with pytest.raises(BiasDetected) as err:  # t = -165.38, -100.37; exact mean from 19 calls, one per trajectory
+    with pytest.raises(BiasDetected) as err:  # t = -179.53, -117.48 at seed 0; exact mean from 19 calls, one per trajectory
         assert_unbiased(mean_of(wrong_action), DISCOUNTED)
     np.testing.assert_allclose(err.value.report.exact_bias, [-3.60851, -3.41049], rtol=1e-5)
 
 
 def test_a_dict_output_and_a_single_parameter_vector():
-    report = assert_unbiased(lambda ep: dict(zip("pq", reward_to_go(ep).T)), DISCOUNTED, seed=2)
-    assert report.passed
+    on_four_seeds(lambda ep: dict(zip("pq", reward_to_go(ep).T)))
     coin = pgverify.load_case(CASES / "short_corridor.yaml")
     with pytest.raises(BiasDetected):  # shape (E,) is read as per-episode when n = 1: REINFORCE with no score
         assert_unbiased(lambda ep: ep.rewards.sum(1), coin, episodes=2_000)
@@ -291,7 +318,8 @@ def test_the_episode_arrays():
         seen["ep"] = ep
         return reward_to_go(ep)
 
-    assert_unbiased(look, DISCOUNTED, episodes=500, seed=2)
+    with contextlib.suppress(BiasDetected):  # only the arrays matter here
+        assert_unbiased(look, DISCOUNTED, episodes=500)
     ep = seen["ep"]
     assert ep.states.dtype == ep.actions.dtype == ep.next_states.dtype == ep.lengths.dtype == np.int64
     assert ep.rewards.dtype == np.float64
@@ -318,7 +346,9 @@ def test_fixtures(request):
     assert case.point[case.symbol("p")] == Fraction(1, 3)
     assert pgv.exact_gradient("../cases/short_corridor.yaml", at={"p": "1/3"})[1][0] == 31.5
     pgv.assert_gradient_close([31.5], case)
-    assert pgv.assert_unbiased(reward_to_go, DISCOUNTED).seed == 0
+    with pytest.raises(BiasDetected) as err:
+        pgv.assert_unbiased(wrong_sign, DISCOUNTED)
+    assert err.value.report.seed == 0  # --pgverify-seed's default (the option is not registered here)
 
 
 def _plugin_args():
@@ -344,7 +374,9 @@ def test_plugin_in_a_fresh_session(pytester):
             assert names == ["p"] and grad[0] == 1.0
 
         def test_seed(pgv):
-            assert pgv.assert_unbiased(reinforce, "bandit.yaml", episodes=1000).seed == 7
+            with pytest.raises(AssertionError) as err:
+                pgv.assert_unbiased(lambda ep: 2 * reinforce(ep), "bandit.yaml", episodes=1000)
+            assert err.value.report.seed == 7
 
         def test_case(pgverify_case):
             assert pgverify_case("bandit.yaml").name == "bandit"

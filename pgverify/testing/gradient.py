@@ -254,9 +254,14 @@ def assert_gradient_close(actual, case, at: Mapping | None = None, rtol: float =
 
 def exact_value(q):
     """The exact value of a :class:`~pgverify.Quantity` as a Fraction where it is rational, else its float."""
-    if q.value is not None:
+    return exact_or_float(q.value, q.float)
+
+
+def exact_or_float(value: str | None, fallback: float):
+    """``Fraction(value)`` where the exact text is a rational number, else ``fallback``."""
+    if value is not None:
         try:
-            return Fraction(q.value)
+            return Fraction(value)
         except ValueError:
             pass
-    return q.float
+    return fallback

@@ -57,6 +57,7 @@ from .gradient import (
     HelperInputError,
     _point_text,
     _table,
+    exact_or_float,
     exact_result,
     exact_value,
     resolve_case,
@@ -199,6 +200,10 @@ class UnbiasedReport:
             lines.append(f"  {bias_from}")
         elif self.exact_mean_note and m is None:
             lines.append(f"  exact mean of your estimator: {self.exact_mean_note}")
+        if not self.passed and bias is not None and all(
+                abs(float(b)) <= 1e-9 * max(1.0, abs(g)) for b, g in zip(bias, self.gradient)):
+            lines.append(f"  the exact bias is 0, so this failure is a false alarm: an unbiased estimator fails for a "
+                         f"fraction alpha = {self.alpha} of seeds; try another seed")
         pol = self.policy_family
         em = self.exact_mean if self.exact_mean is not None else (
             np.array([float(x) for x in m.exact_mean]) if m is not None and m.exact_mean is not None else None)
@@ -317,28 +322,43 @@ def _zscores(units: np.ndarray, target: np.ndarray):
 
 
 # -- diagnosis ----------------------------------------------------------------------
+def _exact_number(x):
+    """A Fraction where ``x`` is rational (Fraction, int, sympy Rational), else a float."""
+    if isinstance(x, Fraction):
+        return x
+    if isinstance(x, int) or getattr(x, "is_Rational", False):
+        return Fraction(int(x.p), int(x.q)) if hasattr(x, "p") else Fraction(x)
+    return float(x)
+
+
+def _minus(a, b):
+    return a - b if isinstance(a, Fraction) and isinstance(b, Fraction) else float(a) - float(b)
+
+
 def _known_mean(name: str, group: int | None, case, res, mdp_exact):
-    """Exact mean of pgverify's estimator ``name`` and where it comes from (None if unknown)."""
+    """Exact mean of pgverify's estimator ``name`` and where it comes from (None if unknown).
+
+    Unbiased estimators have the gradient as mean (theory); for the biased ones the closed forms
+    come first (group mean: (G-1)/G of the policy family plus the rest; gamma dropped, no horizon:
+    linear algebra), then the exact moments of :mod:`pgverify.montecarlo.moments`.
+    """
     names = list(res.parameters)
     grad = [exact_value(res.gradient[p]) for p in names]
+    if name in UNBIASED or (name == "no_discount_weighting" and float(mdp_exact.gamma) == 1.0):
+        return grad, "unbiased, so its mean is the gradient"
+    if res.terms:
+        contribution = res.terms["policy"].contribution
+        policy = [exact_or_float(contribution[p]["value"], contribution[p]["float"]) for p in names]
+        if name == "group_mean":
+            return ([_minus(g, po / group) for g, po in zip(grad, policy)],
+                    f"(G-1)/G times the policy family plus the other families, G = {group}")
+        if name == "no_discount_weighting" and (part := gamma_dropped_mean(case)) is not None:
+            return ([_minus(_exact_number(x), _minus(po, g)) for x, g, po in zip(part, grad, policy)],
+                    "linear algebra: undiscounted visits times grad pi times Q, plus the other families")
     mom = exact_moments(mdp_exact, (name,), group=group or 8).get(name)
     if mom is not None and mom.mean is not None:
-        how = {"enumeration": "enumeration of every trajectory",
-               "independence": "independence of the group's episodes, from the enumerated trajectories",
-               }.get(mom.how, mom.how)
-        return [x if isinstance(x, Fraction) else float(x) for x in mom.mean], how
-    policy = [res.terms["policy"].contribution[p]["float"] for p in names] if res.terms else None
-    gamma_one = float(mdp_exact.gamma) == 1.0
-    if name in UNBIASED or (name == "no_discount_weighting" and gamma_one):
-        return grad, "theory: an unbiased estimator"
-    if name == "group_mean" and policy is not None:
-        return ([float(g) - po / group for g, po in zip(grad, policy)],
-                "theory: (G-1)/G times the policy family, plus the other families")
-    if name == "no_discount_weighting" and policy is not None:
-        part = gamma_dropped_mean(case)
-        if part is not None:
-            return ([float(x) + float(g) - po for x, g, po in zip(part, grad, policy)],
-                    "linear algebra: undiscounted visits times grad pi times Q, plus the other families")
+        how = {"enumeration": "enumeration of every trajectory"}.get(mom.how, mom.how)
+        return [_exact_number(x) for x in mom.mean], how
     return None, "too many trajectories to enumerate, and no closed form"
 
 
@@ -347,22 +367,24 @@ def _difference(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _matches(kind, arr_units, bounds, batch_ep, mdp, J, V, E):
-    """(name, sign, group, max difference) of pgverify's estimators that the output equals."""
+    """(name, sign, group, max difference) of pgverify's estimators that the output equals.
+
+    The group estimators are tried only when no other one matches, and up to the first group size
+    that matches (each try costs a pass over the episodes).
+    """
+    def matching(name, g):
+        k = estimate(name, mdp, batch_ep, J=J, V=V, group=g or 8)
+        ref = k if kind == "episodes" else np.stack([k[lo:hi].mean(0) for lo, hi in bounds])
+        scale = max(1.0, float(np.abs(ref).max(initial=0.0)))
+        return [(name, sign, g, d) for sign in (1, -1)
+                if (d := _difference(arr_units, sign * ref)) <= MATCH_RTOL * scale]
+
+    found = [m for name in ESTIMATORS if not name.startswith("group") for m in matching(name, None)]
     sizes = sorted({g for g in (*GROUP_SIZES, *(hi - lo for lo, hi in bounds), E) if g >= 2 and E % g == 0})
-    single = [(name, None) for name in ESTIMATORS if not name.startswith("group")]
-    grouped = [(name, g) for g in sizes for name in ("group_mean", "group_mean_loo")]
-    found = []
-    for candidates in (single, grouped):  # the group estimators only when no other matches
-        for name, g in candidates:
-            k = estimate(name, mdp, batch_ep, J=J, V=V, group=g or 8)
-            ref = k if kind == "episodes" else np.stack([k[lo:hi].mean(0) for lo, hi in bounds])
-            scale = max(1.0, float(np.abs(ref).max(initial=0.0)))
-            for sign in (1, -1):
-                d = _difference(arr_units, sign * ref)
-                if d <= MATCH_RTOL * scale:
-                    found.append((name, sign, g, d))
+    for g in sizes:
         if found:
             break
+        found = [m for name in ("group_mean", "group_mean_loo") for m in matching(name, g)]
     return found
 
 
@@ -518,9 +540,7 @@ def assert_unbiased(estimator: Callable, case, at: Mapping | None = None, episod
         bias = None
         if emean is not None:
             emean = [sign * x for x in emean]
-            gx = [exact_value(res.gradient[q]) for q in names]
-            bias = [a - b if isinstance(a, Fraction) and isinstance(b, Fraction) else float(a) - float(b)
-                    for a, b in zip(emean, gx)]
+            bias = [_minus(a, exact_value(res.gradient[q])) for a, q in zip(emean, names)]
         matches.append(Match(name, sign, g, d, emean, how, bias))
     if any(m.group for m in matches):
         emean, tol, N, note = None, None, None, "not computed: the estimator depends on its group, not one episode"
