@@ -87,6 +87,16 @@ class Case:
 
         return case_from_dict(data, source=source)
 
+    @classmethod
+    def from_arrays(cls, P, R, **options) -> "Case":
+        """Build and validate a case from transition and reward arrays (pymdptoolbox or mushroom-rl layout).
+
+        Delegates to :func:`pgverify.importers.arrays.from_arrays`, which documents the options.
+        """
+        from .importers.arrays import from_arrays
+
+        return from_arrays(P, R, **options)
+
     # -- convenience --------------------------------------------------------
     @property
     def parameter_names(self) -> list[str]:
