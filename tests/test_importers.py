@@ -220,7 +220,7 @@ def test_rationalisation_warns_only_when_a_value_moves():
         data = arrays_to_dict(P, np.zeros(2), terminal=[1], mu=0)
     assert data["transitions"]["s0"]["a0"] == {"s0": "3/10", "s1": "7/10"}
     # sqrt(2) - 1 has no fraction of denominator <= 10**6 within 1e-12 (its convergents are
-    # 195025/470832, then 1136689 > 10**6): it moves by ~2e-12 and warns, naming the entry.
+    # 195025/470832, then 1136689 > 10**6): it moves by ~1.6e-12 and warns, naming the entry.
     y = 2 ** 0.5 - 1
     assert abs(F(y) - F(y).limit_denominator(DEFAULT_LIMIT)) > 1e-12
     with pytest.warns(RationalisationWarning) as record:

@@ -230,7 +230,8 @@ def arrays_to_dict(P, R, *, layout: str = "mdptoolbox", mu=None, gamma=1, horizo
             if not np.any(Pa[s] != 0):
                 term.add(s)
 
-    # 2. Every entry: finite, non-negative.
+    # 2. Every entry: finite, non-negative (rows with a bad entry are not read further).
+    bad_rows = set()
     for i, x in np.ndenumerate(Pa):
         exact, _ = Rationaliser._exact(x)
         if exact is None or exact < 0:
@@ -238,13 +239,12 @@ def arrays_to_dict(P, R, *, layout: str = "mdptoolbox", mu=None, gamma=1, horizo
             problems.append(Problem("a probability must be a finite number >= 0" if exact is not None else
                                     "the probability is not a finite real number", key=f"P[{where}]",
                                     given=_shown(x)))
-    if problems:
-        raise ImporterError(problems, source)
+            bad_rows.add((i[1], i[0]) if layout == "mdptoolbox" else (i[0], i[1]))
 
     # 3. Absorbing states.
     if absorbing_as_terminal:
         for s in range(S):
-            if s in term:
+            if s in term or any((s, a) in bad_rows for a in range(A)):
                 continue
             if all(_is_one(prob(s, a)[0][s]) and _is_zero(reward(s, a)[0][s]) for a in range(A)):
                 term.add(s)
@@ -256,6 +256,8 @@ def arrays_to_dict(P, R, *, layout: str = "mdptoolbox", mu=None, gamma=1, horizo
             continue
         transitions[s], step_rewards[s] = {}, {}
         for a in range(A):
+            if (s, a) in bad_rows:
+                continue
             row, place_of, place = prob(s, a)
             values = {int(n): row[n] for n in np.flatnonzero(row != 0)} if len(row) else {}
             exact = Rz.row(values, place, place_of=place_of)

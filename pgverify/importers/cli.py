@@ -73,12 +73,12 @@ def import_group():
               help="is_slippery (FrozenLake, CliffWalking).  [default: the env's]")
 @click.option("--env-option", "env_options", multiple=True, metavar="KEY=VALUE",
               help="Another keyword argument of gymnasium.make (e.g. is_rainy=true); repeatable.")
-@click.option("--gamma", default="1", show_default=True, help="The discount (exact: 1, 99/100, 0.99).")
-@click.option("--horizon", default="env", show_default=True,
+@click.option("--gamma", default="1", show_default=True, metavar="NUMBER", help="The discount (exact: 1, 99/100, 0.99).")
+@click.option("--horizon", default="env", show_default=True, metavar="N|none|env",
               help="At most this many steps: an integer, 'none', or 'env' (the env's max_episode_steps).")
 @click.option("--policy", type=click.Choice(["tabular", "uniform"]), default="tabular", show_default=True,
               help="tabular: {softmax: tabular}, one parameter per state and action; uniform: explicit, none.")
-@click.option("--limit-denominator", "limit", type=click.IntRange(min=1), default=DEFAULT_LIMIT,
+@click.option("--limit-denominator", "limit", type=click.IntRange(min=1), default=DEFAULT_LIMIT, metavar="N",
               show_default=True, help="The largest denominator of a float made exact.")
 @click.option("--reward-conflict", type=click.Choice(["mean", "error"]), default="mean", show_default=True,
               help="Duplicate entries of one step with different rewards: use their mean, or refuse.")

@@ -380,7 +380,11 @@ def _build(env, env_id, kwargs, version, *, gamma, horizon, policy, parameters, 
 
 
 def _pairs_text(pairs) -> str:
-    return ", ".join(f"{fraction_text(r)} w.p. {fraction_text(p)}" for p, r in pairs)
+    """``[(1/3, -100), (1/3, -1), (1/3, -1)]`` -> ``-100 w.p. 1/3, -1 w.p. 2/3`` (rewards in order of appearance)."""
+    by_reward: dict[Fraction, Fraction] = {}
+    for p, r in pairs:
+        by_reward[r] = by_reward.get(r, Fraction(0)) + p
+    return ", ".join(f"{fraction_text(r)} w.p. {fraction_text(p)}" for r, p in by_reward.items())
 
 
 def _space_size(space):
@@ -441,10 +445,10 @@ def _horizon(env, horizon, source):
 
 def _default_name(env_id, cls, kwargs) -> str:
     base = (env_id or cls).lower()
-    if "map_name" in kwargs:
-        base += f"-{kwargs['map_name']}"
-    elif "desc" in kwargs:
+    if kwargs.get("desc") is not None:  # FrozenLake uses desc over map_name
         base += "-custom-map"
+    elif kwargs.get("map_name") is not None:
+        base += f"-{kwargs['map_name']}"
     if kwargs.get("is_slippery") is False:
         base += "-not-slippery"
     elif kwargs.get("is_slippery") is True and not base.startswith("frozenlake"):
