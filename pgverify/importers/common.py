@@ -99,7 +99,7 @@ class RationalisationWarning(UserWarning):
 class MergedRewardWarning(UserWarning):
     """Entries with the same (s, a, s_next) had different rewards; their mean was used.
 
-    ``places`` lists ``(place, [(probability, reward), ...], mean)``.
+    ``places`` lists ``(s, a, s_next, [(probability, reward), ...], mean)`` with Gymnasium's indices.
     """
 
     def __init__(self, message: str, places=()):
