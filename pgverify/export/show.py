@@ -192,7 +192,8 @@ def _png_by_matplotlib(case: Case, target: str, max_label: int) -> None:
         raise MissingExtraError("Drawing a PNG without Graphviz", "matplotlib", "plot") from None
     g = to_graph(case, max_label)
     simple = nx.DiGraph(g)
-    pos = nx.kamada_kawai_layout(simple.to_undirected()) if len(simple) > 2 else nx.spring_layout(simple, seed=0)
+    # spring layout, seeded: numpy only (Kamada-Kawai would need scipy, which is not a dependency)
+    pos = nx.spring_layout(simple.to_undirected(), seed=0, iterations=200)
     states = [n for n, d in g.nodes(data=True) if d["kind"] == "state"]
     colours = ["#dddddd" if g.nodes[n]["terminal"] else "#ffffff" for n in states]
     widths = [2.5 if g.nodes[n]["start"] else 1.0 for n in states]
