@@ -38,7 +38,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "docs" / "case-format.md", ROOT / "docs" / "notation.md", ROOT / "docs" / "export.md",
-         ROOT / "docs" / "testing.md"]
+         ROOT / "docs" / "testing.md", ROOT / "docs" / "importers.md"]
 EXAMPLES = ROOT / "docs" / "examples"
 
 FENCE = re.compile(r"^```([a-z]*)\n(.*?)^```$", re.S | re.M)
