@@ -140,10 +140,8 @@ def check_command(cases, at, as_json, force_symbolic, force_point, no_mc, episod
 @click.option("--at-point", "force_point", is_flag=True, help="Work at the parameter point only.")
 def derive_command(case, fmt, output, at, force_symbolic, force_point):
     """Print the derivation of CASE's policy gradient, term by term, with the case's own expressions."""
-    import os
-    import tempfile
-
     from .derivation import derive
+    from .files import write_atomic
     from .report import render
 
     if force_symbolic and force_point:
@@ -160,15 +158,8 @@ def derive_command(case, fmt, output, at, force_symbolic, force_point):
     if output is None:
         click.echo(text, nl=False)
         return
-    directory = os.path.dirname(os.path.abspath(output))
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".pgverify-", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, output)
+        write_atomic(output, text)
     except OSError as exc:
         _fail(f"cannot write {output}: {exc}")
 

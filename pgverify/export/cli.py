@@ -6,16 +6,16 @@ next to its target and renamed into place), and exit with status 2 and a one-lin
 """
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 
 import click
+
+from ..files import write_atomic
 
 from ..casefile import load_case
 from ..errors import PgVerifyError
 
-__all__ = ["export_command", "show_command", "write_atomic"]
+__all__ = ["export_command", "show_command"]
 
 EXIT_INPUT = 2
 
@@ -23,22 +23,6 @@ EXIT_INPUT = 2
 def _fail(message: str) -> None:
     click.echo(f"pgverify: error: {message}", err=True)
     sys.exit(EXIT_INPUT)
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` whole or not at all (a temporary file renamed into place)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".pgverify-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _emit(text: str, output: str | None) -> None:

@@ -28,10 +28,8 @@ digraph "bandit" {
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import tempfile
 
 import networkx as nx
 import sympy
@@ -152,21 +150,13 @@ def to_png(case: Case, path: str, *, engine: str = "auto", max_label: int = MAX_
         raise ValueError(f"unknown engine {engine!r}")
     if engine == "auto":
         engine = "dot" if shutil.which("dot") else "matplotlib"
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".pgverify-", suffix=".png")
-    os.close(fd)
-    try:
+    from ..files import atomic_target
+
+    with atomic_target(path, suffix=".png") as tmp:
         if engine == "dot":
             _png_by_dot(to_dot(case, max_label), tmp)
         else:
             _png_by_matplotlib(case, tmp, max_label)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return engine
 
 

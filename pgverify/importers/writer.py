@@ -11,9 +11,7 @@ then ``os.replace``, so no half-written file is ever left behind.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import textwrap
 from fractions import Fraction
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Mapping
 import yaml
 
 from ..casefile import TOP_KEYS, case_from_yaml
+from ..files import write_atomic
 from ..errors import UsageError
 from ..model import Case
 from .common import fraction_text
@@ -162,12 +161,6 @@ def render_case(data: Mapping, *, header: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def write_case(data: Mapping, path, *, force: bool = False, header: str | None = None) -> Case:
     """Write a case dict to ``path`` as YAML, after checking that the text loads back.
 
@@ -202,20 +195,9 @@ def write_case(data: Mapping, path, *, force: bool = False, header: str | None =
     text = render_case(data, header=header)
     case = case_from_yaml(text, source=str(path))
     folder = path.parent if str(path.parent) else Path(".")
-    tmp = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a case file is not
-        os.replace(tmp, path)
-        tmp = None
+        write_atomic(path, text)
     except OSError as exc:
         raise UsageError(f"cannot write {path} ({exc.strerror or exc}); check that the folder is writable") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
     return case
