@@ -18,14 +18,11 @@ from . import __version__
 from .casefile import load_case
 from .check import Result, check
 from .montecarlo.estimators import ESTIMATORS
+from .cliutil import EXIT_INPUT, emit
+from .cliutil import fail as _fail
 from .errors import PgVerifyError
 
-EXIT_OK, EXIT_DISAGREE, EXIT_INPUT = 0, 1, 2
-
-
-def _fail(message: str) -> None:
-    click.echo(f"pgverify: error: {message}", err=True)
-    sys.exit(EXIT_INPUT)
+EXIT_OK, EXIT_DISAGREE = 0, 1
 
 
 def _parse_at(items) -> dict:
@@ -141,7 +138,6 @@ def check_command(cases, at, as_json, force_symbolic, force_point, no_mc, episod
 def derive_command(case, fmt, output, at, force_symbolic, force_point):
     """Print the derivation of CASE's policy gradient, term by term, with the case's own expressions."""
     from .derivation import derive
-    from .files import write_atomic
     from .report import render
 
     if force_symbolic and force_point:
@@ -155,13 +151,7 @@ def derive_command(case, fmt, output, at, force_symbolic, force_point):
         text = render(derive(loaded, mode=mode), fmt)
     except PgVerifyError as exc:
         _fail(str(exc))
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    try:
-        write_atomic(output, text)
-    except OSError as exc:
-        _fail(f"cannot write {output}: {exc}")
+    emit(text, output)
 
 
 def render_summary(res: Result, console: Console) -> None:

@@ -6,35 +6,16 @@ next to its target and renamed into place), and exit with status 2 and a one-lin
 """
 from __future__ import annotations
 
-import sys
 
 import click
 
-from ..files import write_atomic
 
 from ..casefile import load_case
+from ..cliutil import emit as _emit
+from ..cliutil import fail as _fail
 from ..errors import PgVerifyError
 
 __all__ = ["export_command", "show_command"]
-
-EXIT_INPUT = 2
-
-
-def _fail(message: str) -> None:
-    click.echo(f"pgverify: error: {message}", err=True)
-    sys.exit(EXIT_INPUT)
-
-
-def _emit(text: str, output: str | None) -> None:
-    """Print ``text``, or write it to ``output`` whole or not at all."""
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    try:
-        write_atomic(output, text)
-    except OSError as exc:
-        _fail(f"cannot write {output}: {exc.strerror or exc}")
-
 
 def _load(path: str):
     try:

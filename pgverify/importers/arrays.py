@@ -37,6 +37,7 @@ from .common import (
     DEFAULT_LIMIT,
     ImporterError,
     Rationaliser,
+    exact_setting,
     fraction_text,
     policy_field,
     rewards_field,
@@ -291,7 +292,7 @@ def arrays_to_dict(P, R, *, layout: str = "mdptoolbox", mu=None, gamma=1, horizo
         data["start"] = names[next(iter(start))]
     else:
         data["start"] = {names[s]: fraction_text(p) for s, p in sorted(start.items())}
-    data["discount"] = _setting(gamma, "gamma", source, limit)
+    data["discount"] = exact_setting(gamma, "gamma", source, limit)
     h = _horizon(horizon, source)
     if h is not None:
         data["horizon"] = h
@@ -354,16 +355,6 @@ def _start(mu, names, R, problems) -> dict[int, Fraction]:
         problems.append(Problem(f"mu must have the shape ({S},): mu[s]", key="mu", given=f"shape {arr.shape}"))
         return {}
     return R.row({s: arr[s] for s in range(S) if arr[s] != 0}, "mu") or {}
-
-
-def _setting(value, what, source, limit):
-    if isinstance(value, str):
-        return value
-    R = Rationaliser(limit, source)
-    f = R.number(value, what)
-    R.raise_problems()
-    R.warn(stacklevel=5)
-    return fraction_text(f)
 
 
 def _horizon(horizon, source):

@@ -9,13 +9,13 @@ traceback.  Warnings (rationalised floats, merged rewards) go to standard error 
 from __future__ import annotations
 
 import re
-import sys
 import warnings
 
 import click
 import yaml
 
 from ..casefile import case_from_yaml
+from ..cliutil import fail as _fail
 from ..errors import PgVerifyError
 from .common import DEFAULT_LIMIT, MergedRewardWarning, RationalisationWarning
 from .gymnasium import gymnasium_to_dict
@@ -23,13 +23,7 @@ from .writer import render_case, write_case
 
 __all__ = ["import_group"]
 
-EXIT_INPUT = 2
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def _fail(message: str) -> None:
-    click.echo(f"pgverify: error: {message}", err=True)
-    sys.exit(EXIT_INPUT)
 
 
 def _env_options(items) -> dict:

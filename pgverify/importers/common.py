@@ -41,6 +41,7 @@ __all__ = [
     "MergedRewardWarning",
     "Rationaliser",
     "fraction_text",
+    "exact_setting",
     "policy_field",
     "transitions_field",
     "rewards_field",
@@ -266,6 +267,17 @@ class Rationaliser:
                 return None, True
             return Fraction(f), True
         return None, False
+
+
+def exact_setting(value, what, source, limit):
+    """A discount or similar setting: text as given, a number rationalised (warning if it moves)."""
+    if isinstance(value, str):
+        return value
+    R = Rationaliser(limit, source)
+    f = R.number(value, what)
+    R.raise_problems()
+    R.warn(stacklevel=5)
+    return fraction_text(f)
 
 
 def _join(place: str, key) -> str:

@@ -55,6 +55,7 @@ from .common import (
     MergedRewardWarning,
     MissingExtraError,
     Rationaliser,
+    exact_setting,
     fraction_text,
     policy_field,
     rewards_field,
@@ -369,7 +370,7 @@ def _build(env, env_id, kwargs, version, *, gamma, horizon, policy, parameters, 
         data["start"] = names[next(iter(start))]
     else:
         data["start"] = {names[s]: fraction_text(p) for s, p in sorted(start.items())}
-    data["discount"] = _exact_setting(gamma, "gamma", source, limit)
+    data["discount"] = exact_setting(gamma, "gamma", source, limit)
     h = _horizon(env, horizon, source)
     if h is not None:
         data["horizon"] = h
@@ -420,16 +421,6 @@ def _start(raw, n_states, R, problems) -> dict[int, Fraction]:
                             key="env.unwrapped.initial_state_distrib",
                             hint="Build the arrays yourself and use from_arrays(..., mu=...)"))
     return {}
-
-
-def _exact_setting(value, what, source, limit):
-    if isinstance(value, str):
-        return value
-    R = Rationaliser(limit, source)
-    f = R.number(value, what)
-    R.raise_problems()
-    R.warn(stacklevel=5)
-    return fraction_text(f)
 
 
 def _horizon(env, horizon, source):
