@@ -50,6 +50,8 @@ from fractions import Fraction
 import mpmath
 import numpy as np
 
+from .estimators import extra_terms_needed
+
 __all__ = ["recursive_moments", "COMPONENTS"]
 
 #: functional -> the functionals its one-step recursion uses (besides itself)
@@ -138,7 +140,7 @@ def _recursive_moments(mdp, names, *, J, V, group: int = 8):
     F = _Field(mdp)
     n = len(mdp.parameters)
     S = len(mdp.states)
-    extras = _extras_needed(mdp)
+    extras = extra_terms_needed(mdp)
     wanted = {_MAIN[name] for name in names if name in _MAIN}
     if any(name.startswith("group") for name in names):
         wanted.add("HS")
@@ -170,22 +172,24 @@ def _recursive_moments(mdp, names, *, J, V, group: int = 8):
         return out
 
     def step_terms(s, a, s2, v):
-        """c_i and the off-diagonal M_ik of one step, as length-n object arrays (or scalars)."""
+        """c_i and the off-diagonal M_ik of one step, for the functionals in use (length-n arrays or scalars)."""
         r = F.of(mdp.r[s, a, s2])
         x = x_all[s, a]
+        terms = {
+            "H": lambda: (r, {}),
+            "S": lambda: (x, {}),
+            "HS": lambda: (r * x, {"S": r, "H": g * x}),
+            "RTG": lambda: (x * r, {"H": g * x}),
+            "ND": lambda: (x * r, {"H": g * x}),
+            "CB": lambda: (x * (r - Jf), {"H": g * x}),
+            "VB": lambda: (x * (r - v), {"H": g * x}),
+            "DYN": lambda: (p_all[s, a, s2] * r, {"H": g * p_all[s, a, s2]}),
+            "PATH": lambda: (q_all[s, a, s2], {}),
+            "T": lambda: (zero, {"H": one}),
+        }
         c, M = {}, {}
-        c["H"], M["H"] = r, {}
-        c["S"], M["S"] = x, {}
-        c["HS"], M["HS"] = r * x, {"S": r, "H": g * x}
-        c["RTG"], M["RTG"] = x * r, {"H": g * x}
-        c["ND"], M["ND"] = x * r, {"H": g * x}
-        c["CB"], M["CB"] = x * (r - Jf), {"H": g * x}
-        c["VB"], M["VB"] = x * (r - v), {"H": g * x}
-        if extras:
-            p = p_all[s, a, s2]
-            c["DYN"], M["DYN"] = p * r, {"H": g * p}
-            c["PATH"], M["PATH"] = q_all[s, a, s2], {}
-            c["T"], M["T"] = zero, {"H": one}
+        for i in order:
+            c[i], M[i] = terms[i]()
         return c, M
 
     def v_of(s, t):
@@ -201,10 +205,16 @@ def _recursive_moments(mdp, names, *, J, V, group: int = 8):
         out.fill(x)
         return out
 
-    # per step: the recursion's pieces (the value baseline's v depends on t with a horizon)
+    # per step: the recursion's pieces, built once; with a horizon only the value baseline's
+    # c depends on t (through V_t), so only that entry is rebuilt for t > 0
+    first = [(s, s2, w if isinstance(w, type(one)) else F.of(w), *step_terms(s, a, s2, v_of(s, 0)))
+             for s, a, s2, w in steps]
+
     def pieces(t):
-        return [(s, s2, w if isinstance(w, type(one)) else F.of(w), *step_terms(s, a, s2, v_of(s, t)))
-                for s, a, s2, w in steps]
+        if t == 0 or "VB" not in order:
+            return first
+        return [(s, s2, w, {**c, "VB": x_all[s, a] * (F.of(mdp.r[s, a, s2]) - v_of(s, t))}, M)
+                for (s, a, s2, _), (_, _, w, c, M) in zip(steps, first)]
 
     def rhs_first(i, m1_next, pcs):
         """b_i(s) = sum w [c_i + sum_{k != i} M_ik m_k(s')] for every live state."""
@@ -402,7 +412,3 @@ def _closure(wanted):
             out.add(c)
             stack.extend(COMPONENTS[c])
     return out
-
-
-def _extras_needed(mdp) -> bool:
-    return any(np.any(np.asarray(x != 0)) for x in (mdp.dlog_rho0, mdp.dlog_P, mdp.dr, mdp.dgamma))
