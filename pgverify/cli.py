@@ -17,6 +17,7 @@ from rich.table import Table
 from . import __version__
 from .casefile import load_case
 from .check import Result, check
+from .montecarlo.check import NEFF_MIN
 from .montecarlo.estimators import ESTIMATORS
 from .cliutil import EXIT_INPUT, emit
 from .cliutil import fail as _fail
@@ -256,11 +257,23 @@ def render_monte_carlo(res: Result, console: Console) -> None:
         def cell(d, fmt="{:.4g}"):
             return fmt.format(d[first]) if d is not None and first is not None and d.get(first) is not None else "-"
         verdict = {True: "[green]ok[/]", False: "[red]FAILS[/]", None: "no exact mean"}[e["consistent"]]
+        if first is not None and first in e.get("inconclusive", ()):
+            verdict = "[yellow]inconclusive[/]"
         bias = "0" if e["unbiased"] else cell(e["bias"])
         var = cell(e["exact_variance"]) if e["exact_variance"] is not None else "sampled"
         table.add_row(name, cell(e["exact_mean"]), bias, var, cell(e["sample_mean"]), cell(e["stderr"]),
                       cell(e["z"], "{:+.2f}"), verdict)
     console.print(table)
+    froms = {e["stderr_from"] for e in mc.estimators.values()}
+    console.print("stderr: " + ("sqrt(exact variance / episodes)" if froms == {"exact variance"} else
+                                "the sample's" if froms == {"sample"} else
+                                "sqrt(exact variance / episodes) where the variance is known, else the sample's"),
+                  markup=False)
+    if mc.inconclusive:
+        console.print(f"{mc.inconclusive} tests are inconclusive: fewer than {NEFF_MIN} effective episodes carry "
+                      "their variance (rare events), so their z is not nearly normal; run more --episodes "
+                      "(effective_episodes in --json)",
+                      markup=False)
     if mc.cut:
         console.print(f"{mc.cut} episodes were cut at {mc.max_steps} steps; the cut leaves out at most "
                       f"{mc.tail_bound:.3g} of a return", markup=False)

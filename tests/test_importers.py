@@ -496,13 +496,21 @@ def test_frozenlake_8x8_imported_verifies_with_pgverify_check(frozenlake_8x8_fil
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known defect (issue 5): on FrozenLake 8x8 the goal is so rare that "
-                   "4,000 episodes never see it through some states; the z-test with the sample's standard "
-                   "error then calls the unbiased baseline estimators biased (|z| up to 12)")
 def test_frozenlake_8x8_sampling_is_consistent(frozenlake_8x8_file):
+    """With 4,000 episodes the goal (J = 0.0017) is reached a few times: most tests are carried by one
+    or two episodes and must come out inconclusive, not as false alarms (the sample's standard error,
+    used before, called the unbiased baselines biased with |z| up to 12).  The exact standard errors
+    come from the certified float64 moments."""
     import json
 
     from pgverify.cli import main
 
     r = CliRunner().invoke(main, ["check", str(frozenlake_8x8_file), "--json", "--episodes", "4000"])
-    assert json.loads(r.stdout)["monte_carlo"]["consistent"]
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    mc = data["monte_carlo"]
+    assert data["verified"] and mc["consistent"]
+    assert mc["inconclusive"] > 0 and "inconclusive" in mc["test"]
+    for e in mc["estimators"].values():
+        assert e["stderr_from"] == "exact variance" and e["variance_from"].startswith("float64 backward induction")
+        assert e["consistent"] is not False

@@ -17,6 +17,7 @@ import mpmath
 import numpy as np
 
 from .estimators import ESTIMATORS, estimate, extra_terms_needed
+from .certified import certified_moments
 from .recursive import recursive_moments
 from .sampler import Episodes
 
@@ -27,9 +28,12 @@ ENUMERATION_LIMIT = 20_000
 
 @dataclass
 class Moments:
-    mean: list  # per parameter, exact (Fraction / mpf) or None
+    mean: list  # per parameter, exact (Fraction / mpf), float64 (see the bounds), or None
     variance: list | None  # per parameter, or None when only sampled
-    how: str  # "enumeration", "independence", "sampled only"
+    how: str  # "enumeration", "independence", "linear algebra", "float64 ...", "sampled only"
+    #: certified absolute error bounds of float64 values (None: the values are exact)
+    mean_error: list | None = None
+    variance_error: list | None = None
 
 
 def state_values(mdp):
@@ -146,6 +150,8 @@ def exact_moments(mdp_exact, names=ESTIMATORS, *, group: int = 8) -> dict:
         J = sum((mdp_exact.rho0[s] * V0[s] for s in range(len(V0))), mdp_exact.pi.flat[0] * 0)
         if got is None:  # cycles or too many trajectories: the recursions of pgverify.montecarlo.recursive
             rec = recursive_moments(mdp_exact, names, J=J, V=V, group=group)
+            if rec is None:  # too large for exact arithmetic: float64 with certified error bounds
+                rec = certified_moments(mdp_exact, names, J=J, V=V, group=group)
             if rec is None:
                 return {name: Moments(None, None, "sampled only (too large for exact moments)") for name in names}
             return {name: Moments(*rec[name]) if name in rec else Moments(None, None, "sampled only")

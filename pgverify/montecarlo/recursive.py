@@ -134,21 +134,19 @@ def _recursive_moments(mdp, names, *, J, V, group: int = 8):
     ``mdp`` holds exact arrays (``tabulate(case, exact=True)``), ``J`` and ``V`` the exact
     objective and state values (V_t with a horizon) in the same number type.  Returns None
     when the work would exceed :data:`WORK_LIMIT`.  An estimator whose moments are infinite
-    gets ``(None, None, reason)``.  The group estimators get exact means (by independence)
-    and no variance.
+    gets ``(None, None, reason)``.  The group estimators' moments follow from one episode's
+    by independence (:func:`_group_moments`).
     """
-    F = _Field(mdp)
     n = len(mdp.parameters)
     S = len(mdp.states)
     extras = extra_terms_needed(mdp)
-    wanted = {_MAIN[name] for name in names if name in _MAIN}
+    extra_set = {"H", "DYN", "PATH", "T"} if extras else set()
+    combos = [{_MAIN[name]} | extra_set for name in names if name in _MAIN]
     if any(name.startswith("group") for name in names):
-        wanted.add("HS")
-    if extras:
-        wanted |= {"H", "DYN", "PATH", "T"}
-    comps = _closure(wanted)
+        combos.append({"HS", "S", "H"} | extra_set)
+    comps = _closure(set().union(*combos)) if combos else set()
     order = [c for c in COMPONENTS if c in comps]
-    pairs = [(i, j) for a, i in enumerate(order) for j in order[a:]]
+    pairs = needed_pairs(combos)
     states = _reachable(mdp)
     live = [s for s in states if not mdp.terminal[s]]
     steps = [(s, a, s2, mdp.pi[s, a] * mdp.P[s, a, s2]) for s in live for a in range(mdp.pi.shape[1])
@@ -156,6 +154,7 @@ def _recursive_moments(mdp, names, *, J, V, group: int = 8):
     T_len = mdp.horizon if mdp.horizon is not None else 1
     if len(steps) * max(n, 1) * (len(order) + len(pairs)) * T_len > WORK_LIMIT:
         return None
+    F = _Field(mdp)
     g = F.of(mdp.gamma)
     one, zero = F.of(Fraction(1)), F.of(Fraction(0))
     vec = np.vectorize(F.of, otypes=[object])
@@ -397,6 +396,28 @@ def _group_moments(name, G, comb_A, start_mean, start_second, F, one):
     Eg1g2 = EA * EA - 2 * c * EB * (EAH + EA * ER) + c * c * (EBH * EBH + 2 * EBH * EB * ER + EB * EB * ER2)
     var = (Eg2 - mean * mean) + (Eg1g2 - mean * mean) * (G - 1)
     return mean, var
+
+
+def needed_pairs(combos) -> list:
+    """The pairs (i, j) of functionals whose second moments E[X_i X_j] are needed.
+
+    ``combos`` are the sets of functionals that the estimators combine at the start (all
+    their pairs are needed); the recursion of a pair (i, j) needs the pairs (k, l) with k in
+    i's recursion and l in j's.  Returned with i before j in :data:`COMPONENTS` order, sorted so
+    that every pair comes after the pairs its recursion uses.
+    """
+    pos = {c: k for k, c in enumerate(COMPONENTS)}
+    out = set()
+    stack = [(i, j) for combo in combos for i in combo for j in combo]
+    while stack:
+        i, j = stack.pop()
+        if pos[i] > pos[j]:
+            i, j = j, i
+        if (i, j) in out:
+            continue
+        out.add((i, j))
+        stack.extend((k, l_) for k in (i, *COMPONENTS[i]) for l_ in (j, *COMPONENTS[j]))
+    return sorted(out, key=lambda pr: (pos[pr[0]] + pos[pr[1]], pos[pr[0]]))
 
 
 def _key(i, j, order):

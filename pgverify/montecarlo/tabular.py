@@ -83,7 +83,15 @@ def tabulate(case: Case, exact: bool = False) -> TabularMDP:
     n = len(case.parameters)
     pt = case.point
     terminal = np.array([s in case.terminal for s in case.states])
-    num = _exact if exact else _num
+    irrational = []  # set when an exact value is an mpmath number (then all become mpf)
+
+    def num(e, point):
+        if not exact:
+            return _num(e, point)
+        v = _exact(e, point)
+        if not irrational and _is_mpf(v):
+            irrational.append(True)
+        return v
 
     def zeros(shape):
         if not exact:
@@ -145,7 +153,7 @@ def tabulate(case: Case, exact: bool = False) -> TabularMDP:
     if exact:
         import mpmath
 
-        if any(isinstance(x, mpmath.mpf) for arr in arrays for x in arr.flat) or isinstance(gamma, mpmath.mpf):
+        if irrational:
             # one number type throughout: 60-digit mpmath numbers (Fractions do not mix with mpf)
             with mpmath.workdps(60):
                 arrays = [np.vectorize(_to_mpf, otypes=[object])(arr) if arr.size else arr for arr in arrays]

@@ -1,0 +1,491 @@
+r"""Means and variances of the estimators in float64, vectorised, with a certified error bound.
+
+Where exact arithmetic is out of budget (FrozenLake with a horizon of 100: thousands of
+state-steps times hundreds of parameters times a hundred steps), the recursions of
+:mod:`pgverify.montecarlo.recursive` are run in float64 over whole arrays: per time step,
+each expectation E_s[c(s, a, s') m(s')] is one matrix product of the table pi P r^k
+(rows (s, a), columns s') with the next step's moments (columns: parameters), times powers
+of the score grad log pi(a|s) summed over a.
+
+Every number is carried with a bound on its distance from the exact value (running error
+analysis, Higham 2002, *Accuracy and Stability of Numerical Algorithms*, ch. 3): inputs are
+the exact values rounded once to float64 (error <= u |x|, u = 2^-53); a sum or product adds
+the operands' bounds as first-order perturbation theory does, plus u times the result; a
+matrix product of inner dimension k adds gamma_k |A| |B| (gamma_k = k u / (1 - k u), valid
+for any order of summation); a sum of k terms adds gamma_(k-1) times the sum of their
+absolute values.  Linear systems (no horizon) are solved by LAPACK and then certified: with
+A = I - lambda P_pi and a vector w > 0 checked to satisfy A w >= 1 (with the rounding of that
+check bounded), A is a nonsingular M-matrix, A^-1 >= 0 and A^-1 1 <= w, so
+|y - y_computed| <= w max |b - A y_computed|, the residual itself bounded as above.  The
+bounds are computed in float64 too; they are multiplied by :data:`SAFETY` to cover the
+rounding of the bounds themselves (relative 1e-11 at most over these operation counts).
+Underflow is not modelled: no quantity here is a product of many probabilities (they are
+expectations), so none comes near 1e-300.
+"""
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+
+from .estimators import extra_terms_needed
+from .recursive import _MAIN, COMPONENTS, _closure, _group_moments, _key, _reachable, needed_pairs
+
+__all__ = ["Bounded", "certified_moments", "FLOAT_WORK_LIMIT"]
+
+U = 2.0**-53
+ROUND = U * (1 + 1e-9)  # |fl(z) - z| <= u |z| <= ROUND |fl(z)|
+SAFETY = 1 + 1e-6
+#: float work budget (multiply-adds of the matrix products, summed over time steps)
+FLOAT_WORK_LIMIT = 2e11
+
+
+def _gamma(k: int) -> float:
+    return k * U / (1 - k * U)
+
+
+class Bounded:
+    """A float64 array ``v`` and a bound ``e`` (same shape, broadcastable) on |v - exact|."""
+
+    __slots__ = ("v", "e")
+
+    def __init__(self, v, e=None):
+        self.v = np.asarray(v, dtype=float)
+        self.e = np.zeros_like(self.v) if e is None else np.asarray(e, dtype=float)
+
+    @classmethod
+    def of(cls, x):
+        """Exact numbers (Fraction, mpmath mpf, or object arrays of them) rounded to float64."""
+        if isinstance(x, np.ndarray):
+            v = np.array([float(y) for y in x.flat], dtype=float).reshape(x.shape)
+        else:
+            v = np.asarray(float(x))
+        return cls(v, ROUND * np.abs(v))
+
+    def _rounded(self, v, e):
+        return Bounded(v, e + ROUND * np.abs(v))
+
+    def __add__(self, o):
+        if not isinstance(o, Bounded):
+            o = Bounded(o)  # an exact float constant
+        return self._rounded(self.v + o.v, self.e + o.e)
+
+    __radd__ = __add__
+
+    def __neg__(self):
+        return Bounded(-self.v, self.e)
+
+    def __sub__(self, o):
+        return self + (-o if isinstance(o, Bounded) else -np.asarray(o, dtype=float))
+
+    def __rsub__(self, o):
+        return (-self) + o
+
+    def __mul__(self, o):
+        if not isinstance(o, Bounded):  # an exact constant (int, or float that is exact)
+            c = np.asarray(o, dtype=float)
+            return self._rounded(self.v * c, np.abs(c) * self.e)
+        v = self.v * o.v
+        return self._rounded(v, (np.abs(self.v) + self.e) * o.e + np.abs(o.v) * self.e)
+
+    __rmul__ = __mul__
+
+    def sum(self, axis):
+        k = self.v.shape[axis]
+        return Bounded(self.v.sum(axis), self.e.sum(axis) + _gamma(max(k - 1, 0)) * np.abs(self.v).sum(axis))
+
+    def reshape(self, *shape):
+        return Bounded(self.v.reshape(*shape), np.broadcast_to(self.e, self.v.shape).reshape(*shape))
+
+    def __getitem__(self, item):
+        return Bounded(self.v[item], np.broadcast_to(self.e, self.v.shape)[item])
+
+    def upper(self):
+        """An upper bound on |exact|."""
+        return np.abs(self.v) + self.e
+
+
+def matmul(A: Bounded, B: Bounded, _left=None) -> Bounded:
+    """A @ B with the bound |A| (e_B + gamma_k |B|) + e_A (|B| + e_B).
+
+    ``_left`` may hold A's contiguous [|A|, e_A] (built once per matrix by the callers that
+    reuse it); operands are made contiguous, since BLAS falls back to a slow loop on
+    broadcast (stride-0) arrays.
+    """
+    k = A.v.shape[-1]
+    if _left is None:
+        _left = np.ascontiguousarray(np.hstack([np.abs(A.v), np.broadcast_to(A.e, A.v.shape)]))
+    Bv = np.ascontiguousarray(B.v)
+    Be = np.broadcast_to(B.e, Bv.shape)
+    absB = np.abs(Bv)
+    right = np.ascontiguousarray(np.vstack([Be + _gamma(k) * absB, absB + Be]))
+    return Bounded(np.ascontiguousarray(A.v) @ Bv, _left @ right)
+
+
+# The one-step recursion of each functional (see pgverify.montecarlo.recursive): c_i as a list
+# of monomials and M_ik as lists of monomials, a monomial being (coefficient name, powers of
+# (r, x, v, p, q)) with r the reward, x = grad log pi(a|s), v = V(s), p = grad log P, q = grad r.
+_R, _X, _V, _P, _Q = (1, 0, 0, 0, 0), (0, 1, 0, 0, 0), (0, 0, 1, 0, 0), (0, 0, 0, 1, 0), (0, 0, 0, 0, 1)
+_ONE = (0, 0, 0, 0, 0)
+_RX = (1, 1, 0, 0, 0)
+_C = {
+    "H": [("1", _R)], "S": [("1", _X)], "HS": [("1", _RX)], "RTG": [("1", _RX)], "ND": [("1", _RX)],
+    "CB": [("1", _RX), ("-J", _X)], "VB": [("1", _RX), ("-1", (0, 1, 1, 0, 0))],
+    "DYN": [("1", (1, 0, 0, 1, 0))], "PATH": [("1", _Q)], "T": [],
+}
+_M = {
+    "HS": {"S": [("1", _R)], "H": [("g", _X)]}, "RTG": {"H": [("g", _X)]}, "ND": {"H": [("g", _X)]},
+    "CB": {"H": [("g", _X)]}, "VB": {"H": [("g", _X)]}, "DYN": {"H": [("g", _P)]}, "T": {"H": [("1", _ONE)]},
+    "H": {}, "S": {}, "PATH": {},
+}
+_LAMBDA = {"H": "g", "S": "1", "HS": "g", "RTG": "g", "ND": "1", "CB": "g", "VB": "g", "DYN": "g",
+           "PATH": "g", "T": "g"}
+
+
+def _full_M(i):
+    """M_ik including the diagonal M_ii = lambda_i."""
+    return {**_M[i], i: [(_LAMBDA[i], _ONE)]}
+
+
+def _times(m1, m2):
+    (c1, p1), (c2, p2) = m1, m2
+    return ((c1, c2), tuple(a + b for a, b in zip(p1, p2)))
+
+
+def certified_moments(mdp, names, *, J, V, group: int = 8):
+    """name -> (mean, variance, how, mean bound, variance bound), lists of floats per parameter.
+
+    Same contract as :func:`pgverify.montecarlo.recursive.recursive_moments` (``mdp`` exact
+    arrays, ``J`` and ``V`` exact), with each value's certified absolute error bound added.
+    Returns None when the work would exceed :data:`FLOAT_WORK_LIMIT`.
+    """
+    n = len(mdp.parameters)
+    S, A = mdp.pi.shape
+    extras = extra_terms_needed(mdp)
+    extra_set = {"H", "DYN", "PATH", "T"} if extras else set()
+    combos = {name: {_MAIN[name]} | extra_set for name in names if name in _MAIN}
+    grouped = [name for name in names if name.startswith("group")]
+    if grouped:
+        combos["_group"] = {"HS", "S", "H"} | extra_set
+    order = [c for c in COMPONENTS if c in _closure(set().union(*combos.values()))] if combos else []
+    pairs = needed_pairs(combos.values())
+    T_len = mdp.horizon if mdp.horizon is not None else 1
+    width = n if n else 1
+    if S * A * S * width * 3 * (len(order) + len(pairs)) * T_len > FLOAT_WORK_LIMIT:
+        return None
+
+    B = Bounded.of
+    pi, P, r = B(mdp.pi), B(mdp.P), B(mdp.r)
+    W0 = pi.reshape(S, A, 1) * P  # pi(a|s) P(s'|s, a)
+    W = {0: W0}
+    x = B(mdp.dlog_pi) if n else Bounded(np.zeros((S, A, 1)))
+    p = B(mdp.dlog_P) if extras else None
+    q = B(mdp.dr) if extras else None
+    g, Jb = B(mdp.gamma), B(J)
+    coefs = {"1": Bounded(1.0), "g": g, "-J": -Jb, "-1": Bounded(-1.0)}
+
+    def coef(names_):
+        if isinstance(names_, str):
+            return coefs[names_]
+        out = coef(names_[0])
+        for c in names_[1:]:
+            out = out * coef(c)
+        return out
+
+    def power(base, cache, k, make):
+        if k not in cache:
+            cache[k] = make() if k == 0 else power(base, cache, k - 1, make) * base
+        return cache[k]
+
+    Wc, Xc, Pc, Qc = W, {}, {}, {}
+
+    def Wk(k):
+        return power(r, Wc, k, lambda: W0)
+
+    Wf = {}
+
+    def Wflat(k):
+        """W_k as an (S A, S) matrix, with its contiguous [|W_k|, e] for matmul."""
+        if k not in Wf:
+            w = Wk(k).reshape(S * A, S)
+            w = Bounded(np.ascontiguousarray(w.v), np.ascontiguousarray(w.e))
+            Wf[k] = (w, np.ascontiguousarray(np.hstack([np.abs(w.v), w.e])))
+        return Wf[k]
+
+    def Xk(k):
+        return power(x, Xc, k, lambda: Bounded(np.ones((S, A, 1))))
+
+    def Pk(k):
+        return power(p, Pc, k, lambda: Bounded(np.ones((1, 1, 1, 1))))
+
+    def Qk(k):
+        return power(q, Qc, k, lambda: Bounded(np.ones((1, 1, 1, 1))))
+
+    def flat(mono):
+        """Flatten nested coefficient tuples from repeated products."""
+        c, pw = mono
+        names_ = []
+
+        def walk(t):
+            if isinstance(t, str):
+                names_.append(t)
+            else:
+                for u in t:
+                    walk(u)
+        walk(c)
+        return tuple(names_), pw
+
+    live_mask = ~np.asarray(mdp.terminal, dtype=bool)
+
+    class Step:
+        """The expectations of one time step, E_s[monomial(s, a, s') m(s')], with shared pieces cached."""
+
+        def __init__(self, v_t):
+            self.cache = {}
+            self.v_t = v_t  # Bounded (S, 1) or None
+
+        def expect(self, mono, key, m):
+            cn, (kr, kx, kv, kp, kq) = flat(mono)
+            ck = (kr, kp, kq, kx, key)
+            if ck not in self.cache:
+                base_key = (kr, kp, kq, None, key)
+                if base_key not in self.cache:
+                    w = Wk(kr)
+                    if kp or kq:
+                        t = w.reshape(S, A, S, 1) * Pk(kp) * Qk(kq)
+                        if m is not None:
+                            t = t * m.reshape(1, 1, S, m.v.shape[-1])
+                        base = t.sum(2)
+                    elif m is None:
+                        base = w.sum(2).reshape(S, A, 1)
+                    else:
+                        flat_w, left = Wflat(kr)
+                        base = matmul(flat_w, m, left).reshape(S, A, m.v.shape[-1])
+                    self.cache[base_key] = base
+                base = self.cache[base_key]
+                self.cache[ck] = (base * Xk(kx) if kx else base).sum(1)  # (S, width)
+            out = self.cache[ck]
+            if kv:
+                vv = self.v_t
+                for _ in range(kv):
+                    out = out * vv
+            return out * coef(cn)
+
+    def first_rhs(step, i, m1_next, with_diag):
+        tot = None
+        for mono in _C[i]:
+            tot = _acc(tot, step.expect(mono, None, None))
+        for k, monos in _full_M(i).items():
+            if k == i and not with_diag:
+                continue
+            for mono in monos:
+                tot = _acc(tot, step.expect(mono, ("1", k), m1_next[k]))
+        return tot if tot is not None else Bounded(np.zeros((S, 1)))
+
+    def second_rhs(step, i, j, m1_next, m2_next, with_diag):
+        tot = None
+        Mi, Mj = _full_M(i), _full_M(j)
+        for ci in _C[i]:
+            for cj in _C[j]:
+                tot = _acc(tot, step.expect(_times(ci, cj), None, None))
+        for ci in _C[i]:
+            for l_, monos in Mj.items():
+                for mu in monos:
+                    tot = _acc(tot, step.expect(_times(ci, mu), ("1", l_), m1_next[l_]))
+        for cj in _C[j]:
+            for k, monos in Mi.items():
+                for mu in monos:
+                    tot = _acc(tot, step.expect(_times(cj, mu), ("1", k), m1_next[k]))
+        for k, mk in Mi.items():
+            for l_, ml in Mj.items():
+                kl = _key(k, l_, COMPONENTS_ORDER)
+                if (k, l_) == (i, j) and not with_diag:
+                    continue
+                for mu in mk:
+                    for nu in ml:
+                        tot = _acc(tot, step.expect(_times(mu, nu), ("2", kl), m2_next[kl]))
+        return tot if tot is not None else Bounded(np.zeros((S, 1)))
+
+    failed = set()
+    if mdp.horizon is not None:
+        zero = Bounded(np.zeros((S, 1)))
+        m1 = {i: zero for i in order}
+        m2 = {pr: zero for pr in pairs}
+        for t in range(mdp.horizon - 1, -1, -1):
+            v_t = B(V[t]).reshape(S, 1) if V is not None and "VB" in order else None
+            step = Step(v_t)
+            new1 = {i: _zero_terminal(first_rhs(step, i, m1, True), live_mask) for i in order}
+            new2 = {(i, j): _zero_terminal(second_rhs(step, i, j, m1, m2, True), live_mask) for i, j in pairs}
+            m1, m2 = new1, new2
+        how = "float64 backward induction"
+    else:
+        reach = [s for s in _reachable(mdp) if not mdp.terminal[s]]
+        v_t = B(V).reshape(S, 1) if V is not None and "VB" in order else None
+        step = Step(v_t)
+        Ppi = W0.sum(1)  # (S, S)
+        solver = _Solver(Ppi, reach, S, _terminates(mdp, reach))
+        m1, m2 = {}, {}
+        for i in order:
+            if any(k in failed for k in COMPONENTS[i]):
+                failed.add(i)
+                continue
+            sol = solver.solve(coef(_LAMBDA[i]), first_rhs(step, i, m1, False))
+            if sol is None:
+                failed.add(i)
+            else:
+                m1[i] = sol
+        for i, j in pairs:
+            subs = {_key(k, l_, COMPONENTS_ORDER) for k in _full_M(i) for l_ in _full_M(j)} - {(i, j)}
+            if i in failed or j in failed or not subs <= set(m2):
+                continue  # a part is infinite: so is this pair (see `complete` below)
+            lam = coef(_LAMBDA[i]) * coef(_LAMBDA[j])
+            sol = solver.solve(lam, second_rhs(step, i, j, m1, m2, False))
+            if sol is not None:
+                m2[(i, j)] = sol
+        how = "float64 linear algebra"
+        if solver.uncertified:
+            how += " (a system could not be certified)"
+
+    rho = B(mdp.rho0).reshape(S, 1)
+    drho = B(mdp.dlog_rho0) if n else Bounded(np.zeros((S, 1)))
+    dg = B(mdp.dgamma).reshape(1, width) if n else Bounded(np.zeros((1, 1)))
+    one = Bounded(1.0)
+
+    def combination(main):
+        def comb(_s=None):
+            co = {main: one}
+            if extras:
+                co["DYN"] = co.get("DYN", Bounded(0.0)) + one
+                co["PATH"] = co.get("PATH", Bounded(0.0)) + one
+                co["T"] = co.get("T", Bounded(0.0)) + dg
+                co["H"] = co.get("H", Bounded(0.0)) + drho
+            return co
+        return comb
+
+    def start_mean(comb):
+        tot = None
+        for i, c in comb(None).items():
+            tot = _acc(tot, (rho * c * m1[i]).sum(0))
+        return _widen(tot, width)
+
+    def start_second(comb, comb2=None):
+        comb2 = comb2 or comb
+        tot = None
+        for i, ci in comb(None).items():
+            for j, cj in comb2(None).items():
+                tot = _acc(tot, (rho * ci * cj * m2[_key(i, j, COMPONENTS_ORDER)]).sum(0))
+        return _widen(tot, width)
+
+    class _F:
+        @staticmethod
+        def of(fr):
+            return Bounded.of(Fraction(fr))
+
+    def complete(combo):
+        """Whether every first and second moment of the functionals in ``combo`` is finite."""
+        return combo <= set(m1) and all(_key(i, j, COMPONENTS_ORDER) in m2 for i in combo for j in combo)
+
+    out = {}
+    infinite = (None, None, "none: the estimator sums infinitely many terms "
+                            "(a reachable part of the chain never terminates)", None, None)
+    for name in names:
+        if name in _MAIN:
+            if not complete(combos[name]):
+                out[name] = infinite
+                continue
+            comb = combination(_MAIN[name])
+            mean = start_mean(comb)
+            var = start_second(comb) - mean * mean
+            out[name] = _pack(mean, var, how, n)
+    for name in grouped:
+        if not complete(combos["_group"]):
+            out[name] = infinite
+            continue
+        mean, var = _group_moments(name, group, combination("HS"), start_mean, start_second, _F, one)
+        out[name] = _pack(mean, var, f"{how} and independence", n)
+    return out
+
+
+COMPONENTS_ORDER = list(COMPONENTS)
+
+
+def _acc(tot, term):
+    return term if tot is None else tot + term
+
+
+def _widen(b, width):
+    if b is None:
+        return Bounded(np.zeros(width))
+    return Bounded(np.broadcast_to(b.v, (width,)).copy(), np.broadcast_to(b.e, (width,)).copy())
+
+
+def _zero_terminal(b, live_mask):
+    v = np.where(live_mask[:, None], b.v, 0.0)
+    e = np.where(live_mask[:, None], np.broadcast_to(b.e, b.v.shape), 0.0)
+    return Bounded(v, e)
+
+
+def _pack(mean, var, how, n):
+    mean_e = list(mean.e * SAFETY)
+    var_e = list(var.e * SAFETY)
+    worst = max((e / abs(v) if v else math.inf) if e else 0.0 for v, e in zip(var.v, var_e)) if n else 0.0
+    label = f"{how} (certified: each variance within a relative {worst:.1g} of the exact value)" \
+        if math.isfinite(worst) else f"{how} (certified within the stated absolute bounds)"
+    return list(mean.v), list(var.v), label, mean_e, var_e
+
+
+def _terminates(mdp, reach):
+    """Whether every state in ``reach`` reaches a terminal state with positive probability."""
+    step = np.any((np.asarray(mdp.pi != 0)[:, :, None]) & np.asarray(mdp.P != 0), axis=1)  # (S, S)
+    good = np.asarray(mdp.terminal, dtype=bool).copy()
+    while True:
+        new = good | (step & good[None, :]).any(axis=1)
+        if (new == good).all():
+            break
+        good = new
+    return bool(good[list(reach)].all()) if len(reach) else True
+
+
+class _Solver:
+    """(I - lambda P_pi) y = b on the reachable live states, solved in float64 and certified."""
+
+    def __init__(self, Ppi: Bounded, reach, S, terminates):
+        self.idx = np.array(reach, dtype=int)
+        self.P = Ppi[np.ix_(self.idx, self.idx)]
+        self.S = S
+        self.terminates = terminates
+        self.uncertified = False
+        self.cache = {}
+
+    def _system(self, lam: Bounded):
+        key = (float(lam.v), float(lam.e))
+        if key not in self.cache:
+            m = len(self.idx)
+            A = Bounded(np.eye(m)) - lam * self.P
+            w = np.linalg.solve(A.v, np.ones(m)) if m else np.zeros(0)
+            w = w * 1.001 + 1e-12
+            Aw = matmul(A, Bounded(w.reshape(m, 1)))
+            ok = bool(m == 0 or (np.all(w > 0) and np.all(Aw.v - Aw.e >= 1)))
+            self.cache[key] = (A, w, ok)
+        return self.cache[key]
+
+    def solve(self, lam: Bounded, b: Bounded):
+        if float(lam.v) == 1.0 and not self.terminates:
+            return None  # singular: a reachable part never terminates
+        m = len(self.idx)
+        width = b.v.shape[-1]
+        out_v = np.zeros((self.S, width))
+        out_e = np.zeros((self.S, width))
+        if m:
+            A, w, ok = self._system(lam)
+            if not ok:
+                self.uncertified = True
+                return None
+            bb = b[self.idx]
+            y = np.linalg.solve(A.v, bb.v)
+            res = bb - matmul(A, Bounded(y))
+            bound = w[:, None] * res.upper().max(axis=0, keepdims=True)
+            out_v[self.idx] = y
+            out_e[self.idx] = bound
+        return Bounded(out_v, out_e)
