@@ -86,6 +86,15 @@ def holm(pvalues: list[float], alpha: float) -> list[bool]:
 
 #: a test counts only when at least this many effective episodes carry its variance (see monte_carlo)
 NEFF_MIN = 50
+def effective_episodes(units: np.ndarray, target) -> np.ndarray:
+    """Per parameter, n_eff = (sum d^2)^2 / sum d^4 with d = units - target: about how many of the
+    units carry the variance (infinite when every d is 0)."""
+    d = units - np.asarray(target, dtype=float)[None, :]
+    s2, s4 = (d * d).sum(0), (d**4).sum(0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.where(s4 > 0, s2 * s2 / np.where(s4 > 0, s4, 1.0), math.inf)
+
+
 BATCH = 100_000  # episodes sampled at a time (a fixed size, so a seed always gives the same numbers)
 
 
@@ -197,13 +206,7 @@ def monte_carlo(case, result, *, episodes: int = 10_000, seed: int = 0, estimato
         z = {p: (float((mean[j] - emean[j]) / se[j]) if emean is not None and se[j] > 0 else
                  (0.0 if emean is not None and abs(mean[j] - emean[j]) < 1e-12 else None))
              for j, p in enumerate(names)}
-        if emean is not None:
-            d = units - np.array(emean)[None, :]
-            s2, s4 = (d * d).sum(0), (d**4).sum(0)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                neff = np.where(s4 > 0, s2 * s2 / np.where(s4 > 0, s4, 1.0), math.inf)
-        else:
-            neff = np.full(len(names), math.nan)
+        neff = effective_episodes(units, emean) if emean is not None else np.full(len(names), math.nan)
         unbiased = bool(emean is not None and all(abs(a - b) <= 1e-12 * max(1.0, abs(b)) for a, b in zip(emean, grad)))
         entry = {
             "unbiased": unbiased,

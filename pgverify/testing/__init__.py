@@ -19,10 +19,11 @@ from .gradient import (
     exact_gradient,
     exact_objective,
 )
-from .unbiased import BiasDetected, Match, UnbiasedReport, assert_unbiased
+from .unbiased import BiasDetected, Match, SampleInconclusive, UnbiasedReport, assert_unbiased
 
 __all__ = [
     "BiasDetected",
+    "SampleInconclusive",
     "EpisodeBatch",
     "GradientMismatch",
     "HelperInputError",

@@ -43,7 +43,7 @@ import mpmath
 import numpy as np
 
 from ..montecarlo import sample, tabulate
-from ..montecarlo.check import holm
+from ..montecarlo.check import NEFF_MIN, effective_episodes, holm
 from ..montecarlo.estimators import ESTIMATORS, UNBIASED, estimate
 from ..montecarlo.moments import (
     ENUMERATION_LIMIT,
@@ -68,6 +68,7 @@ __all__ = [
     "MATCH_RTOL",
     "MEAN_ENUMERATION_LIMIT",
     "BiasDetected",
+    "SampleInconclusive",
     "Match",
     "UnbiasedReport",
     "assert_unbiased",
@@ -93,6 +94,15 @@ GROUP_SIZES = (2, 4, 5, 8, 10, 16, 20, 32, 50, 64, 100)
 
 class BiasDetected(AssertionError):
     """:func:`assert_unbiased` failed; ``report`` is the :class:`UnbiasedReport`."""
+
+    def __init__(self, report: UnbiasedReport):
+        self.report = report
+        super().__init__(report.format())
+
+
+class SampleInconclusive(AssertionError):
+    """:func:`assert_unbiased` could not test some parameters: too few effective episodes carry
+    their variance (rare events).  ``report`` is the :class:`UnbiasedReport`."""
 
     def __init__(self, report: UnbiasedReport):
         self.report = report
@@ -146,6 +156,9 @@ class UnbiasedReport:
     policy_family: np.ndarray | None = None
     cut: int = 0
     seconds: float = 0.0
+    #: per parameter, (sum d^2)^2 / sum d^4 over the episodes, d = estimate - exact gradient (None for batch means)
+    effective_episodes: np.ndarray | None = None
+    inconclusive: list = field(default_factory=list)  # parameters left untested (fewer than NEFF_MIN)
 
     @property
     def match(self) -> Match | None:
@@ -165,6 +178,7 @@ class UnbiasedReport:
     def format(self) -> str:
         names = self.parameters
         head = ("the estimator's mean differs from the exact gradient" if not self.passed else
+                "the sample cannot test every parameter (rare events)" if self.inconclusive else
                 "the estimator's mean is consistent with the exact gradient")
         lines = [f"assert_unbiased: {head} of {self.case!r} at {_point_text(self)}",
                  f"  {self.episodes} episodes, seed {self.seed}; {self.test}"]
@@ -180,10 +194,16 @@ class UnbiasedReport:
         header = ["parameter", "exact gradient", "sample mean", "stderr", "z" if self.units == "episodes" else "t",
                   "p", "verdict"] + (["exact bias"] if bias is not None else [])
         rows = [[p, f"{self.gradient[j]:.6g}", f"{self.sample_mean[j]:.6g}", f"{self.stderr[j]:.3g}",
-                 _zfmt(self.z[j]), _pfmt(self.p[j]), "OFF" if self.rejected[j] else "ok"]
+                 _zfmt(self.z[j]), _pfmt(self.p[j]),
+                 "OFF" if self.rejected[j] else "inconclusive" if p in self.inconclusive else "ok"]
                 + ([_num(bias[j])] if bias is not None else [])
                 for j, p in enumerate(names)]
         lines.append(_table(header, rows))
+        if self.inconclusive:
+            neff = ", ".join(f"{q} {self.effective_episodes[names.index(q)]:.3g}" for q in self.inconclusive)
+            lines.append(f"  inconclusive: fewer than {NEFF_MIN} effective episodes carry the variance of "
+                         f"{', '.join(self.inconclusive)} (n_eff: {neff}), so their z is not nearly normal and is "
+                         f"not tested (p = 1); sample more episodes, or pass allow_inconclusive=True")
         if self.cut:
             lines.append(f"  note: {self.cut} episodes were cut at the sampler's step limit before they ended")
         if m is not None:
@@ -424,7 +444,7 @@ def _enumerated_mean(estimator, case, names, kind):
 
 def assert_unbiased(estimator: Callable, case, at: Mapping | None = None, episodes: int = 10_000,
                     seed: int | None = 0, alpha: float = 0.01, *, batches: int = 20,
-                    max_steps: int | None = None) -> UnbiasedReport:
+                    max_steps: int | None = None, allow_inconclusive: bool = False) -> UnbiasedReport:
     r"""Assert that ``estimator``'s expectation is the exact gradient, by sampling and a z-test.
 
     Parameters
@@ -451,6 +471,13 @@ def assert_unbiased(estimator: Callable, case, at: Mapping | None = None, episod
     max_steps : int, optional
         The sampler's step limit without a horizon (default: where gamma^t < 1e-12, at most
         10,000 steps).
+    allow_inconclusive : bool
+        Return instead of raising :class:`SampleInconclusive` when some parameters could not
+        be tested.  As in ``pgverify check``, a parameter whose per-episode estimates are
+        carried by fewer than 50 effective episodes (n_eff = (sum d^2)^2 / sum d^4, d the
+        deviations from the exact gradient) is not tested: a few rare, large values make the
+        sample mean far from normal (one hit alone can give z = 6).  Estimators that return a
+        mean are tested on batch means by Student's t, without this rule.
 
     Returns
     -------
@@ -463,6 +490,9 @@ def assert_unbiased(estimator: Callable, case, at: Mapping | None = None, episod
         (an ``AssertionError``) when Holm's procedure rejects some parameter: the message lists the
         z-scores, the estimator of pgverify's that the output equals, if any, with its exact bias,
         and the estimator's exact mean over the enumerated trajectories where they are finite.
+    SampleInconclusive
+        (an ``AssertionError``) when no parameter is rejected but some could not be tested (see
+        ``allow_inconclusive``); the message lists their n_eff.
     HelperInputError
         The estimator's output has the wrong shape, names or non-finite values.
     pgverify.CaseFileError
@@ -528,6 +558,11 @@ def assert_unbiased(estimator: Callable, case, at: Mapping | None = None, episod
         pfun = lambda z: _p_student(z, batches - 1)
     mean, se, z = _zscores(units, grad)
     p = np.array([pfun(x) for x in z])
+    neff, inconclusive = None, []
+    if kind == "episodes":
+        neff = effective_episodes(units, grad)
+        inconclusive = [q for j, q in enumerate(names) if not neff[j] >= NEFF_MIN]
+        p = np.where(neff >= NEFF_MIN, p, 1.0)  # kept in Holm's count, never rejected
     rejected = holm(list(p), alpha)
     test += f", Holm over {len(names)} parameter{'s' if len(names) != 1 else ''} at family-wise alpha = {alpha}"
     # diagnosis: pgverify's estimators on the same episodes, then the enumeration
@@ -555,7 +590,9 @@ def assert_unbiased(estimator: Callable, case, at: Mapping | None = None, episod
         gradient=grad, gradient_exact=[exact_value(res.gradient[q]) for q in names], sample_mean=mean, stderr=se,
         z=z, p=p, rejected=list(rejected), passed=not any(rejected), matches=matches, exact_mean=emean,
         exact_mean_tolerance=tol, exact_mean_note=note, trajectories=N, policy_family=policy, cut=ep.cut,
-        seconds=time.perf_counter() - t0)
+        seconds=time.perf_counter() - t0, effective_episodes=neff, inconclusive=inconclusive)
     if not report.passed:
         raise BiasDetected(report)
+    if inconclusive and not allow_inconclusive:
+        raise SampleInconclusive(report)
     return report

@@ -2,6 +2,8 @@
 "inconclusive" instead of a false alarm; where the events are common enough it must still test."""
 import math
 
+import numpy as np
+
 import pgverify
 from pgverify.montecarlo import sample, tabulate
 from pgverify.montecarlo.check import NEFF_MIN, monte_carlo
@@ -64,3 +66,32 @@ def test_power_through_the_check_a_wrong_exact_mean_is_caught_on_frozenlake():
     assert math.erfc(abs(z) / math.sqrt(2)) <= wrong.alpha / len(case.parameter_names)
     # and, independently, the certified float64 mean now contradicts the (wrong) gradient
     assert wrong.disagreements == ["reward_to_go"]
+
+
+def test_assert_unbiased_says_inconclusive_instead_of_a_false_alarm():
+    """The test helper applies the same rule: a correct REINFORCE on the lottery, at a seed whose
+    sample holds one win, raises SampleInconclusive (not BiasDetected) unless told to allow it."""
+    import pytest
+
+    from pgverify.testing import BiasDetected, SampleInconclusive, assert_unbiased
+
+    case = pgverify.Case.from_dict(LOTTERY)
+    mdp = tabulate(case)
+    episodes = 2_000
+    seed = next(s for s in range(2_000) if (sample(mdp, episodes, seed=s).rewards > 0).any())
+
+    def reinforce(ep):  # d/dt log pi: risky 1 - sigma(t), safe -sigma(t); sigma(0) = 1/2
+        risky = np.array([ep.action_names[s][a] == "risky" for s, a in zip(ep.states[:, 0], ep.actions[:, 0])])
+        return (np.where(risky, 0.5, -0.5) * ep.rewards.sum(1))[:, None]
+
+    with pytest.raises(SampleInconclusive) as err:
+        assert_unbiased(reinforce, case, episodes=episodes, seed=seed)
+    assert not isinstance(err.value, BiasDetected)
+    report = err.value.report
+    assert report.inconclusive == ["t"] and report.passed and report.effective_episodes[0] < 2
+    assert "inconclusive: fewer than 50 effective episodes" in str(err.value)
+    assert assert_unbiased(reinforce, case, episodes=episodes, seed=seed, allow_inconclusive=True).passed
+    # a wrong sign is still caught where the sample can test it (a common event: seed 0, many episodes)
+    with pytest.raises(BiasDetected):
+        assert_unbiased(lambda ep: -reinforce(ep), pgverify.Case.from_dict(
+            {**LOTTERY, "transitions": {"S": {"safe": "L", "risky": {"W": "1/2", "L": "1/2"}}}}), episodes=4_000)
