@@ -1,7 +1,8 @@
 """Convergence plots of the estimators (matplotlib, an optional extra: ``pip install 'pgverify[plot]'``).
 
 Draws, for each estimator, its running mean with a band of +- z standard errors (z from the
-test's per-test threshold) against its exact mean and the exact gradient, as the number of
+test's per-test threshold; the exact standard error sqrt(Var / k) after k episodes where the
+exact variance is known, else the running sample's) against its exact mean and the exact gradient, as the number of
 episodes grows.  It only draws what :func:`pgverify.montecarlo.check.monte_carlo` computed.
 """
 from __future__ import annotations
@@ -37,9 +38,14 @@ def plot_convergence(result, path, parameter: str | None = None) -> None:
     grad = result.gradient[p].float
     for ax, name in zip(axes.flat, ests):
         counts, mean, se = mc.traces[name]
+        entry = mc.estimators[name]
+        if entry.get("stderr_from") == "exact variance":  # the exact SE after k episodes: sqrt(Var / k)
+            se_j = entry["stderr"][p] * (mc.episodes / counts) ** 0.5
+            band = f"+- {z:.2f} exact SE"
+        else:
+            se_j, band = se[:, j], f"+- {z:.2f} sample SE"
         ax.plot(counts, mean[:, j], color="C0", label="running mean")
-        ax.fill_between(counts, mean[:, j] - z * se[:, j], mean[:, j] + z * se[:, j], color="C0", alpha=0.2,
-                        label=f"+- {z:.2f} SE")
+        ax.fill_between(counts, mean[:, j] - z * se_j, mean[:, j] + z * se_j, color="C0", alpha=0.2, label=band)
         exact = mc.estimators[name]["exact_mean"]
         if exact is not None:
             ax.axhline(exact[p], color="C1", label="its exact mean")
