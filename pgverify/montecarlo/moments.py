@@ -170,11 +170,10 @@ def _score_part(mdp, ep):
     """G sum_t score_t alone (reinforce without the extra terms)."""
     if not extra_terms_needed(mdp):
         return estimate("reinforce", mdp, ep)
-    from .estimators import _pieces
+    from .estimators import _pieces, _scores
 
-    mask, s, a, s2, disc, score, R, G_t = _pieces(mdp, ep)
-    G = G_t[:, 0]
-    return G[:, None] * score.sum(1)
+    p = _pieces(mdp, ep)
+    return p.G[:, None] * _scores(mdp, ep, p)
 
 
 def gamma_dropped_mean(case):
