@@ -112,7 +112,8 @@ class Episodes:
         return self._padded(r, r[0] * 0 if r.dtype == object and len(r) else 0)
 
     def take(self, idx) -> Episodes:
-        """The episodes ``idx`` (indices, repeats allowed), in that order."""
+        """The episodes ``idx`` (indices, repeats allowed), in that order; ``cut``, ``seed`` and the
+        rest are kept as they are."""
         idx = np.asarray(idx, dtype=np.int64)
         lengths = self.lengths[idx]
         new = np.zeros(len(idx) + 1, dtype=np.int64)
@@ -172,11 +173,7 @@ class _Table:
         self.last = np.arange(rows) * width + (width - 1)  # the flat position of each row's last column
 
     def draw(self, rng, rows: np.ndarray) -> np.ndarray:
-        """One column per entry of ``rows``."""
-        return self.draw_flat(rng, rows) - rows * self.width
-
-    def draw_flat(self, rng, rows: np.ndarray) -> np.ndarray:
-        """The same draws as :meth:`draw`, as flat positions row * width + column."""
+        """One column per entry of ``rows``, as its flat position row * width + column."""
         pos = np.searchsorted(self.flat, rows + rng.random(len(rows)), side="right")
         return np.minimum(pos, self.last[rows])
 
@@ -207,7 +204,7 @@ def sample(mdp: TabularMDP, episodes: int, seed: int | None = 0, max_steps: int 
     cur = s[idx]
     steps = []  # per time step: (indices of the episodes alive, their codes)
     while len(idx) and len(steps) < limit:
-        code = joint.draw_flat(rng, cur)
+        code = joint.draw(rng, cur)
         steps.append((idx, code))
         if never_ends:
             cur = code_next[code]
