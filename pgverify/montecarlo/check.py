@@ -113,17 +113,8 @@ def _sample_batches(mdp, episodes, seed, max_steps, progress):
         done += n
         if progress:
             progress(done, episodes)
-    L = max(p.states.shape[1] for p in parts)
-
-    def pad(a, fill):
-        return np.pad(a, ((0, 0), (0, L - a.shape[1])), constant_values=fill)
-
-    first = parts[0]
-    return type(first)(
-        np.concatenate([pad(p.states, -1) for p in parts]), np.concatenate([pad(p.actions, -1) for p in parts]),
-        np.concatenate([pad(p.next_states, -1) for p in parts]), np.concatenate([pad(p.rewards, 0) for p in parts]),
-        np.concatenate([p.lengths for p in parts]), sum(p.cut for p in parts), seed, first.max_steps,
-        max(p.tail_bound for p in parts))
+    # ragged layout: the flat arrays one after another (offsets follow from the lengths)
+    return type(parts[0]).concatenate(parts, seed=seed)
 
 
 def monte_carlo(case, result, *, episodes: int = 10_000, seed: int = 0, estimators=ESTIMATORS,

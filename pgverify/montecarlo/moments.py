@@ -114,26 +114,17 @@ def enumerate_episodes(mdp, limit: int = ENUMERATION_LIMIT):
             for s2 in range(S):
                 if mdp.P[s, a, s2] != 0:
                     stack.append((s2, steps + [(s, a, s2)], p * mdp.pi[s, a] * mdp.P[s, a, s2]))
-    E = len(rows)
-    L = max((len(st) for st, _, _ in rows), default=0)
-    zero = mdp.pi.flat[0] * 0
-    states = np.full((E, L), -1, dtype=np.int64)
-    actions = np.full((E, L), -1, dtype=np.int64)
-    nexts = np.full((E, L), -1, dtype=np.int64)
-    rewards = np.empty((E, L), dtype=object)
-    rewards.fill(zero)
-    lengths = np.zeros(E, dtype=np.int64)
-    first = np.zeros(E, dtype=np.int64)
-    for e, (steps, _p, last) in enumerate(rows):
-        first[e] = steps[0][0] if steps else last
-        for t, (s, a, s2) in enumerate(steps):
-            states[e, t], actions[e, t], nexts[e, t] = s, a, s2
-            rewards[e, t] = mdp.r[s, a, s2]
-        lengths[e] = len(steps)
-    if L == 0:
-        states = first[:, None]
+    # the ragged layout of Episodes: every step of every trajectory in one flat list, trajectory by trajectory
+    flat = [step for steps, _, _ in rows for step in steps]
+    states, actions, nexts = np.array(flat, dtype=np.int64).reshape(len(flat), 3).T.copy()
+    rewards = np.empty(len(flat), dtype=object)
+    for i, (s, a, s2) in enumerate(flat):
+        rewards[i] = mdp.r[s, a, s2]
+    lengths = np.array([len(steps) for steps, _, _ in rows], dtype=np.int64)
+    starts = np.array([steps[0][0] if steps else last for steps, _, last in rows], dtype=np.int64)
     weights = np.array([p for _, p, _ in rows], dtype=object)
-    return Episodes(states, actions, nexts, rewards, lengths, 0, None, L), weights
+    L = int(lengths.max(initial=0))
+    return Episodes(starts, lengths, states, actions, nexts, rewards, 0, None, L), weights
 
 
 def exact_moments(mdp_exact, names=ESTIMATORS, *, group: int = 8) -> dict:
@@ -185,11 +176,10 @@ def _score_part(mdp, ep):
     """G sum_t score_t alone (reinforce without the extra terms)."""
     if not extra_terms_needed(mdp):
         return estimate("reinforce", mdp, ep)
-    from .estimators import _pieces
+    from .estimators import _pieces, _scores
 
-    mask, s, a, s2, disc, score, R, G_t = _pieces(mdp, ep)
-    G = G_t[:, 0]
-    return G[:, None] * score.sum(1)
+    p = _pieces(mdp, ep)
+    return p.G[:, None] * _scores(mdp, ep, p)
 
 
 def gamma_dropped_mean(case):

@@ -10,7 +10,8 @@ any episode's return.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -23,30 +24,139 @@ DEFAULT_MAX_STEPS = 10_000
 
 @dataclass
 class Episodes:
-    """Sampled episodes, as arrays (E episodes, L = longest length).
+    """Sampled (or enumerated) episodes in a ragged layout: E episodes, N transitions, no padding.
 
-    ``states[e, t]`` is s_t (an index into ``mdp.states``; -1 after the end), ``actions[e, t]``
-    and ``next_states[e, t]`` the action and next state of step t (-1 after the end),
-    ``rewards[e, t]`` the reward r_t (undiscounted; 0 after the end) and ``lengths[e]`` the
-    number of steps.  ``cut`` counts the episodes cut at ``max_steps`` before they ended.
+    The transitions are flat arrays of length N in episode-major order: step t of episode e is
+    entry ``offsets[e] + t`` for t < ``lengths[e]`` (``offsets`` has E + 1 entries, the last
+    being N).  ``flat_states[i]`` is s_t (an index into ``mdp.states``), ``flat_actions[i]`` and
+    ``flat_next_states[i]`` the action and next state, ``flat_rewards[i]`` the reward r_t
+    (undiscounted).  ``starts[e]`` is s_0, kept apart because an episode that starts in a
+    terminal state has no steps (grad log rho0 still needs it).  ``cut`` counts the episodes
+    cut at ``max_steps`` before they ended.
+
+    The padded arrays (E, L = longest length) ``states``, ``actions``, ``next_states`` (-1 after
+    the end) and ``rewards`` (0 after the end) are built on first use and cached, for callers
+    that want them; the sampler and the estimators never build them (on FrozenLake they were
+    about 90% padding).
     """
 
-    states: np.ndarray
-    actions: np.ndarray
-    next_states: np.ndarray
-    rewards: np.ndarray
+    starts: np.ndarray
     lengths: np.ndarray
-    cut: int
-    seed: int | None
-    max_steps: int
+    flat_states: np.ndarray
+    flat_actions: np.ndarray
+    flat_next_states: np.ndarray
+    flat_rewards: np.ndarray
+    cut: int = 0
+    seed: int | None = None
+    max_steps: int = 0
     tail_bound: float = 0.0
 
+    def __post_init__(self):
+        n = int(np.sum(self.lengths))
+        flats = (self.flat_states, self.flat_actions, self.flat_next_states, self.flat_rewards)
+        if np.ndim(self.starts) != 1 or np.ndim(self.lengths) != 1 or len(self.starts) != len(self.lengths):
+            raise ValueError("Episodes: starts and lengths must be arrays (E,) of the same length")
+        if any(np.ndim(x) != 1 or len(x) != n for x in flats):
+            raise ValueError(f"Episodes: the flat arrays must have lengths.sum() = {n} entries "
+                             "(padded (E, L) arrays go through Episodes.from_padded)")
 
-def _draw(rng, probs: np.ndarray) -> np.ndarray:
-    """One categorical draw per row of ``probs`` (inverse CDF, vectorised)."""
-    cdf = np.cumsum(probs, axis=1)
-    u = rng.random(len(probs)) * cdf[:, -1]
-    return np.minimum((u[:, None] >= cdf).sum(axis=1), probs.shape[1] - 1)
+    @property
+    def num_episodes(self) -> int:
+        return len(self.lengths)
+
+    @cached_property
+    def offsets(self) -> np.ndarray:
+        """int64 (E + 1,): episode e's transitions are ``offsets[e]:offsets[e + 1]``."""
+        out = np.zeros(len(self.lengths) + 1, dtype=np.int64)
+        np.cumsum(self.lengths, out=out[1:])
+        return out
+
+    @cached_property
+    def longest(self) -> int:
+        return int(np.max(self.lengths, initial=0))
+
+    @cached_property
+    def flat_episodes(self) -> np.ndarray:
+        """int64 (N,): the episode of each transition."""
+        return np.repeat(np.arange(len(self.lengths)), self.lengths)
+
+    @cached_property
+    def flat_times(self) -> np.ndarray:
+        """int64 (N,): the step t of each transition within its episode."""
+        return np.arange(len(self.flat_states), dtype=np.int64) - np.repeat(self.offsets[:-1], self.lengths)
+
+    def _padded(self, flat: np.ndarray, fill) -> np.ndarray:
+        out = np.full((len(self.lengths), self.longest), fill, dtype=flat.dtype)
+        out[self.flat_episodes, self.flat_times] = flat
+        return out
+
+    @cached_property
+    def states(self) -> np.ndarray:
+        """(E, L): ``states[e, t]`` = s_t, -1 after the end (built on first use)."""
+        return self._padded(self.flat_states, -1)
+
+    @cached_property
+    def actions(self) -> np.ndarray:
+        """(E, L): a_t, -1 after the end (built on first use)."""
+        return self._padded(self.flat_actions, -1)
+
+    @cached_property
+    def next_states(self) -> np.ndarray:
+        """(E, L): s_{t+1}, -1 after the end (built on first use)."""
+        return self._padded(self.flat_next_states, -1)
+
+    @cached_property
+    def rewards(self) -> np.ndarray:
+        """(E, L): r_t undiscounted, 0 after the end, in the rewards' own number type (built on first use)."""
+        r = self.flat_rewards
+        return self._padded(r, r[0] * 0 if r.dtype == object and len(r) else 0)
+
+    def take(self, idx) -> Episodes:
+        """The episodes ``idx`` (indices, repeats allowed), in that order; ``cut``, ``seed`` and the
+        rest are kept as they are."""
+        idx = np.asarray(idx, dtype=np.int64)
+        lengths = self.lengths[idx]
+        new = np.zeros(len(idx) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=new[1:])
+        pos = np.arange(new[-1], dtype=np.int64) + np.repeat(self.offsets[:-1][idx] - new[:-1], lengths)
+        return replace(self, starts=self.starts[idx], lengths=lengths, flat_states=self.flat_states[pos],
+                       flat_actions=self.flat_actions[pos], flat_next_states=self.flat_next_states[pos],
+                       flat_rewards=self.flat_rewards[pos])
+
+    @classmethod
+    def concatenate(cls, parts, **fields) -> Episodes:
+        """The episodes of ``parts`` one after another (cuts added, the widest tail bound; ``fields``
+        override the rest, e.g. the seed).  Offsets follow from the lengths: nothing to shift."""
+        first = parts[0]
+        cat = {name: np.concatenate([getattr(p, name) for p in parts])
+               for name in ("starts", "lengths", "flat_states", "flat_actions", "flat_next_states", "flat_rewards")}
+        merged = {"cut": sum(p.cut for p in parts), "seed": first.seed, "max_steps": first.max_steps,
+                  "tail_bound": max(p.tail_bound for p in parts), **fields}
+        return cls(**cat, **merged)
+
+    @classmethod
+    def from_padded(cls, states, actions, next_states, rewards, lengths, cut: int = 0, seed=None,
+                    max_steps: int = 0, tail_bound: float = 0.0, starts=None) -> Episodes:
+        """From padded (E, L) arrays (the layout of earlier versions); ``starts`` defaults to
+        ``states[:, 0]``, which an episode of 0 steps does not have in padded form."""
+        lengths = np.asarray(lengths, dtype=np.int64)
+        states, actions, next_states, rewards = (np.asarray(x) for x in (states, actions, next_states, rewards))
+        if starts is None:
+            if states.shape[1] == 0 or np.any(states[:, 0] < 0):
+                raise ValueError("from_padded: give starts for episodes of 0 steps")
+            starts = states[:, 0]
+        e = np.repeat(np.arange(len(lengths)), lengths)
+        t = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return cls(np.asarray(starts), lengths, states[e, t], actions[e, t], next_states[e, t], rewards[e, t],
+                   cut, seed, max_steps, tail_bound)
+
+
+def _draw(rng, probs: np.ndarray, count: int) -> np.ndarray:
+    """``count`` categorical draws from one row ``probs`` (inverse CDF, one uniform each)."""
+    cdf = np.cumsum(probs)
+    u = rng.random(count) * cdf[-1]
+    # the number of CDF entries <= u (the CDF is non-decreasing)
+    return np.minimum(np.searchsorted(cdf, u, side="right"), len(probs) - 1)
 
 
 class _Table:
@@ -60,10 +170,12 @@ class _Table:
         cdf[:, -1] = 1.0  # no draw can fall past the last column through rounding
         self.flat = (cdf + np.arange(rows)[:, None]).ravel()
         self.width = width
+        self.last = np.arange(rows) * width + (width - 1)  # the flat position of each row's last column
 
     def draw(self, rng, rows: np.ndarray) -> np.ndarray:
+        """One column per entry of ``rows``, as its flat position row * width + column."""
         pos = np.searchsorted(self.flat, rows + rng.random(len(rows)), side="right")
-        return np.minimum(pos - rows * self.width, self.width - 1)
+        return np.minimum(pos, self.last[rows])
 
 
 def sample(mdp: TabularMDP, episodes: int, seed: int | None = 0, max_steps: int | None = None) -> Episodes:
@@ -78,43 +190,45 @@ def sample(mdp: TabularMDP, episodes: int, seed: int | None = 0, max_steps: int 
     else:
         limit = DEFAULT_MAX_STEPS
     E = episodes
-    s = _draw(rng, np.broadcast_to(mdp.rho0, (E, len(mdp.rho0))))
+    s = _draw(rng, mdp.rho0, E)
     S, A = mdp.pi.shape
-    # one draw per step of the pair (a, s') from pi(a|s) P(s'|s, a): row s of a table of width A * S
+    # one draw per step of the triple (s, a, s') from pi(a|s) P(s'|s, a): row s of a table of width A * S,
+    # whose flat position code = (s * A + a) * S + s' names the transition
     joint = _Table((mdp.pi[:, :, None] * mdp.P).reshape(S, A * S))
-    # the smallest integer type that holds -1 and every index (less memory to fill and scatter)
+    # the smallest integer type that holds -1 and every index (less memory to write)
     itype = np.int16 if max(S, A) < 2**15 else np.int32
-    alive = ~mdp.terminal[s]
-    idx = np.nonzero(alive)[0]
+    code_next = np.tile(np.arange(S), S * A)
+    code_alive = ~mdp.terminal[code_next]
+    never_ends = bool(code_alive.all())
+    idx = np.nonzero(~mdp.terminal[s])[0]
     cur = s[idx]
-    steps = []  # per time step: (indices of the episodes alive, s, a, s_next) for those only
-    t = 0
-    while len(idx) and t < limit:
-        pair = joint.draw(rng, cur)
-        a, s2 = pair // S, pair % S
-        steps.append((idx, cur, a, s2))
-        keep = ~mdp.terminal[s2]
-        idx, cur = idx[keep], s2[keep]
-        t += 1
+    steps = []  # per time step: (indices of the episodes alive, their codes)
+    while len(idx) and len(steps) < limit:
+        code = joint.draw(rng, cur)
+        steps.append((idx, code))
+        if never_ends:
+            cur = code_next[code]
+        else:
+            keep = code_alive[code]
+            idx = idx[keep]
+            cur = code_next[code[keep]]
     cut = len(idx) if mdp.horizon is None else 0
     tail = 0.0
     if cut and mdp.gamma < 1:
         tail = float(mdp.gamma**limit * np.abs(mdp.r).max(initial=0.0) / (1 - mdp.gamma))
     elif cut:
         tail = float("inf")
-    L = len(steps)
-    if steps:  # one scatter of all steps into the padded (E, L) arrays
-        ix = np.concatenate([st[0] for st in steps])
-        pos = ix * L + np.repeat(np.arange(L), [len(st[0]) for st in steps])
-        st_all, a_all, s2_all = (np.concatenate([st[k] for st in steps]) for k in (1, 2, 3))
-        lengths = np.bincount(ix, minlength=E).astype(np.int64)
-    else:
-        pos = st_all = a_all = s2_all = np.zeros(0, dtype=np.int64)
-        lengths = np.zeros(E, dtype=np.int64)
-    states = np.full((E, L), -1, dtype=itype)
-    actions = np.full((E, L), -1, dtype=itype)
-    next_states = np.full((E, L), -1, dtype=itype)
-    rewards = np.zeros((E, L))
-    states.ravel()[pos], actions.ravel()[pos], next_states.ravel()[pos] = st_all, a_all, s2_all
-    rewards.ravel()[pos] = mdp.r[st_all, a_all, s2_all]
-    return Episodes(states, actions, next_states, rewards, lengths, cut, seed, limit, tail)
+    # the steps come in step-major order; step t of episode e goes to offsets[e] + t (episode-major):
+    # one scatter of the N transitions' codes, nothing padded
+    lengths = np.zeros(E, dtype=np.int64)
+    for t, (ix, _) in enumerate(steps):
+        lengths[ix] = t + 1
+    offsets = np.zeros(E, dtype=np.int64)
+    np.cumsum(lengths[:-1], out=offsets[1:])
+    flat_code = np.empty(int(lengths.sum()), dtype=np.int32 if S * A * S < 2**31 else np.int64)
+    for t, (ix, code) in enumerate(steps):
+        flat_code[offsets[ix] + t] = code
+    code_state = np.repeat(np.arange(S, dtype=itype), A * S)
+    code_action = np.tile(np.repeat(np.arange(A, dtype=itype), S), S)
+    return Episodes(s.astype(itype), lengths, code_state[flat_code], code_action[flat_code],
+                    code_next.astype(itype)[flat_code], mdp.r.ravel()[flat_code], cut, seed, limit, tail)

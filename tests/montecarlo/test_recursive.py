@@ -136,12 +136,9 @@ def _group_by_enumerating_tuples(mdp, name, G):
     """Exact mean and G * variance of a group's mean by enumerating every G-tuple of trajectories."""
     import itertools
 
-    from pgverify.montecarlo.sampler import Episodes
-
     ep, w = enumerate_episodes(mdp)
     idx = np.array(list(itertools.product(range(len(w)), repeat=G))).ravel()
-    tuples = Episodes(ep.states[idx], ep.actions[idx], ep.next_states[idx], ep.rewards[idx], ep.lengths[idx],
-                      0, None, ep.max_steps)
+    tuples = ep.take(idx)
     W = np.prod(w[idx].reshape(-1, G), axis=1)
     g = estimate(name, mdp, tuples, group=G)
     U = g.reshape(-1, G, g.shape[1]).mean(1)
