@@ -183,7 +183,8 @@ def monte_carlo(case, result, *, episodes: int = 10_000, seed: int = 0, estimato
         evar = [float(x) for x in mom.variance] if mom is not None and mom.variance is not None else None
         var_err = list(mom.variance_error) if evar is not None and mom.variance_error is not None else None
         n_units = len(units)
-        sample_se = units.std(0, ddof=1) / math.sqrt(n_units) if n_units > 1 else np.full(len(names), math.inf)
+        sample_var = units.var(0, ddof=1) if n_units > 1 else np.full(len(names), math.nan)
+        sample_se = np.sqrt(sample_var / n_units) if n_units > 1 else np.full(len(names), math.inf)
         if evar is not None:
             # the exact variance gives the exact standard error of the sample mean; a certified
             # float64 variance is taken at its upper bound (a conservative test)
@@ -208,7 +209,7 @@ def monte_carlo(case, result, *, episodes: int = 10_000, seed: int = 0, estimato
             "exact_variance_error": dict(zip(names, var_err)) if var_err is not None else None,
             "variance_from": mom.how if evar is not None else "sampled only",
             "sample_mean": {p: float(mean[j]) for j, p in enumerate(names)},
-            "sample_variance": {p: float(units.var(0, ddof=1)[j] * (group if name.startswith("group") else 1))
+            "sample_variance": {p: float(sample_var[j] * (group if name.startswith("group") else 1))
                                 for j, p in enumerate(names)},
             "stderr": {p: float(se[j]) for j, p in enumerate(names)},
             "stderr_from": se_from,
