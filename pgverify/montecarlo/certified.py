@@ -19,12 +19,15 @@ check bounded), A is a nonsingular M-matrix, A^-1 >= 0 and A^-1 1 <= w, so
 |y - y_computed| <= w max |b - A y_computed|, the residual itself bounded as above.  The
 bounds are computed in float64 too; they are multiplied by :data:`SAFETY` to cover the
 rounding of the bounds themselves (relative 1e-11 at most over these operation counts).
-Underflow is not modelled: no quantity here is a product of many probabilities (they are
-expectations), so none comes near 1e-300.
+Underflow is bounded too: a rounding that lands among the subnormal numbers errs by at most
+2^-1074 more, which every product and conversion adds (sums of floats never underflow).  When the
+computation cannot be certified -- a value or bound overflows, a linear system is too
+ill-conditioned for the certificate, or a variance's bound exceeds a millionth of it -- the
+estimator gets no moments from this route (``None``, with the reason), and the check falls back
+to the exact families for the mean and to the sample for the standard error.
 """
 from __future__ import annotations
 
-import math
 from fractions import Fraction
 
 import numpy as np
@@ -35,10 +38,18 @@ from .recursive import _MAIN, COMPONENTS, _closure, _group_moments, _key, _reach
 __all__ = ["Bounded", "certified_moments", "FLOAT_WORK_LIMIT"]
 
 U = 2.0**-53
+ETA = 2.0**-1074  # the spacing of the subnormal numbers: the most an underflowing rounding adds
+#: a certified variance is used only when its bound is within this fraction of it (a variance
+#: of 0 only when its bound is within TIGHT^2 of the largest variance of the estimator)
+TIGHT = 1e-6
 ROUND = U * (1 + 1e-9)  # |fl(z) - z| <= u |z| <= ROUND |fl(z)|
 SAFETY = 1 + 1e-6
 #: float work budget (multiply-adds of the matrix products, summed over time steps)
 FLOAT_WORK_LIMIT = 2e11
+
+
+class Uncertified(Exception):
+    """The float64 route cannot certify its result (the message says why)."""
 
 
 def _gamma(k: int) -> float:
@@ -57,14 +68,17 @@ class Bounded:
     @classmethod
     def of(cls, x):
         """Exact numbers (Fraction, mpmath mpf, or object arrays of them) rounded to float64."""
-        if isinstance(x, np.ndarray):
-            v = np.array([float(y) for y in x.flat], dtype=float).reshape(x.shape)
-        else:
-            v = np.asarray(float(x))
-        return cls(v, ROUND * np.abs(v))
+        try:
+            if isinstance(x, np.ndarray):
+                v = np.array([float(y) for y in x.flat], dtype=float).reshape(x.shape)
+            else:
+                v = np.asarray(float(x))
+        except OverflowError:
+            raise Uncertified("an input is beyond float64's range") from None
+        return cls(v, ROUND * np.abs(v) + ETA)
 
     def _rounded(self, v, e):
-        return Bounded(v, e + ROUND * np.abs(v))
+        return Bounded(v, e + ROUND * np.abs(v) + ETA)
 
     def __add__(self, o):
         if not isinstance(o, Bounded):
@@ -120,7 +134,8 @@ def matmul(A: Bounded, B: Bounded, _left=None) -> Bounded:
     Be = np.broadcast_to(B.e, Bv.shape)
     absB = np.abs(Bv)
     right = np.ascontiguousarray(np.vstack([Be + _gamma(k) * absB, absB + Be]))
-    return Bounded(np.ascontiguousarray(A.v) @ Bv, _left @ right)
+    # each of the k products may underflow (ETA each), and the sum's rounding may (ETA)
+    return Bounded(np.ascontiguousarray(A.v) @ Bv, _left @ right + (k + 1) * ETA)
 
 
 # The one-step recursion of each functional (see pgverify.montecarlo.recursive): c_i as a list
@@ -158,8 +173,17 @@ def certified_moments(mdp, names, *, J, V, group: int = 8):
 
     Same contract as :func:`pgverify.montecarlo.recursive.recursive_moments` (``mdp`` exact
     arrays, ``J`` and ``V`` exact), with each value's certified absolute error bound added.
-    Returns None when the work would exceed :data:`FLOAT_WORK_LIMIT`.
+    Returns None when the work would exceed :data:`FLOAT_WORK_LIMIT`.  An estimator whose
+    moments cannot be certified gets ``(None, None, reason, None, None)``.
     """
+    try:
+        return _certified_moments(mdp, names, J=J, V=V, group=group)
+    except Uncertified as exc:
+        return {name: (None, None, f"sampled only: float64 could not certify the moments ({exc})", None, None)
+                for name in names}
+
+
+def _certified_moments(mdp, names, *, J, V, group: int = 8):
     n = len(mdp.parameters)
     S, A = mdp.pi.shape
     extras = extra_terms_needed(mdp)
@@ -344,8 +368,6 @@ def certified_moments(mdp, names, *, J, V, group: int = 8):
             if sol is not None:
                 m2[(i, j)] = sol
         how = "float64 linear algebra"
-        if solver.uncertified:
-            how += " (a system could not be certified)"
 
     rho = B(mdp.rho0).reshape(S, 1)
     drho = B(mdp.dlog_rho0) if n else Bounded(np.zeros((S, 1)))
@@ -404,7 +426,8 @@ def certified_moments(mdp, names, *, J, V, group: int = 8):
             continue
         mean, var = _group_moments(name, group, combination("HS"), start_mean, start_second, _F, one)
         out[name] = _pack(mean, var, f"{how} and independence", n)
-    return out
+    scale = max((abs(v) for entry in out.values() if entry[1] is not None for v in entry[1]), default=0.0)
+    return {name: _tight(entry, scale) for name, entry in out.items()}
 
 
 COMPONENTS_ORDER = list(COMPONENTS)
@@ -427,12 +450,28 @@ def _zero_terminal(b, live_mask):
 
 
 def _pack(mean, var, how, n):
-    mean_e = list(mean.e * SAFETY)
-    var_e = list(var.e * SAFETY)
-    worst = max((e / abs(v) if v else math.inf) if e else 0.0 for v, e in zip(var.v, var_e)) if n else 0.0
-    label = f"{how} (certified: each variance within a relative {worst:.1g} of the exact value)" \
-        if math.isfinite(worst) else f"{how} (certified within the stated absolute bounds)"
-    return list(mean.v), list(var.v), label, mean_e, var_e
+    """The output tuple; the tightness of the bounds is judged afterwards by :func:`_tight`."""
+    mean_e, var_e = mean.e * SAFETY, var.e * SAFETY
+    if not all(np.isfinite(a).all() for a in (mean.v, var.v, mean_e, var_e)):
+        return None, None, "sampled only: float64 could not certify the moments (a value overflows)", None, None
+    return list(mean.v), list(var.v), how, list(mean_e), list(var_e)
+
+
+def _tight(entry, scale):
+    """Keep an entry whose variance bounds are within TIGHT of each variance, or, for a variance
+    near 0, within TIGHT^2 of ``scale`` (the largest variance of any estimator here)."""
+    mean, var, how, mean_e, var_e = entry
+    if var is None:
+        return entry
+    var, var_e = np.array(var), np.array(var_e)
+    loose = var_e > TIGHT * (np.abs(var) + TIGHT * scale) + 1e-300
+    if loose.any():
+        j = int(np.argmax(np.where(loose, var_e / np.maximum(np.abs(var), 1e-300), 0)))
+        return None, None, (f"sampled only: the float64 bound on a variance is too loose to use ({var_e[j]:.2g} "
+                            f"on {var[j]:.3g}; an ill-conditioned case)"), None, None
+    worst = max(((e / abs(v) if v else 0.0) for v, e in zip(var, var_e)), default=0.0)
+    label = f"{how} (certified: each variance within a relative {worst:.1g} of the exact value)"
+    return mean, list(var), label, mean_e, list(var_e)
 
 
 def _terminates(mdp, reach):
@@ -455,7 +494,6 @@ class _Solver:
         self.P = Ppi[np.ix_(self.idx, self.idx)]
         self.S = S
         self.terminates = terminates
-        self.uncertified = False
         self.cache = {}
 
     def _system(self, lam: Bounded):
@@ -463,7 +501,10 @@ class _Solver:
         if key not in self.cache:
             m = len(self.idx)
             A = Bounded(np.eye(m)) - lam * self.P
-            w = np.linalg.solve(A.v, np.ones(m)) if m else np.zeros(0)
+            try:
+                w = np.linalg.solve(A.v, np.ones(m)) if m else np.zeros(0)
+            except np.linalg.LinAlgError:
+                raise Uncertified("a linear system is singular in float64") from None
             w = w * 1.001 + 1e-12
             Aw = matmul(A, Bounded(w.reshape(m, 1)))
             ok = bool(m == 0 or (np.all(w > 0) and np.all(Aw.v - Aw.e >= 1)))
@@ -480,8 +521,7 @@ class _Solver:
         if m:
             A, w, ok = self._system(lam)
             if not ok:
-                self.uncertified = True
-                return None
+                raise Uncertified("a linear system is too ill-conditioned for the certificate")
             bb = b[self.idx]
             y = np.linalg.solve(A.v, bb.v)
             res = bb - matmul(A, Bounded(y))

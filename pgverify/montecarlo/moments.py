@@ -163,12 +163,16 @@ def exact_moments(mdp_exact, names=ESTIMATORS, *, group: int = 8) -> dict:
             grouped = [n for n in names if n.startswith("group")]
             rec = recursive_moments(mdp_exact, grouped, J=J, V=V, group=group) or {}
             for name in grouped:
-                # the variance involves pairs of episodes: from one episode's moments (recursive)
-                var = rec[name][1] if name in rec else None
-                if name == "group_mean":
-                    out[name] = Moments(list(score_mean * (group - 1) / group + extras), var, "independence")
+                # pairs of episodes: from one episode's moments (recursive) and independence; the
+                # mean is E[A'] - c E[S] E[H] (G - 1) in general (E[S] = 0 except at a point where an
+                # action of probability 0 carries gradient)
+                if name in rec and rec[name][0] is not None:
+                    out[name] = Moments(rec[name][0], rec[name][1], "independence")
+                elif name == "group_mean":  # the recursion is over budget: the interior-point formula
+                    out[name] = Moments(list(score_mean * (group - 1) / group + extras), None,
+                                        "independence (assuming E[sum of scores] = 0)")
                 elif name == "group_mean_loo":
-                    out[name] = Moments(list(mean_all), var, "independence")
+                    out[name] = Moments(list(mean_all), None, "independence (assuming E[sum of scores] = 0)")
     return out
 
 

@@ -159,6 +159,7 @@ class UnbiasedReport:
     #: per parameter, (sum d^2)^2 / sum d^4 over the episodes, d = estimate - exact gradient (None for batch means)
     effective_episodes: np.ndarray | None = None
     inconclusive: list = field(default_factory=list)  # parameters left untested (fewer than NEFF_MIN)
+    stderr_from: str = "the sample's"
 
     @property
     def match(self) -> Match | None:
@@ -199,6 +200,8 @@ class UnbiasedReport:
                 + ([_num(bias[j])] if bias is not None else [])
                 for j, p in enumerate(names)]
         lines.append(_table(header, rows))
+        if self.stderr_from != "the sample's":
+            lines.append(f"  stderr: {self.stderr_from}")
         if self.inconclusive:
             neff = ", ".join(f"{q} {self.effective_episodes[names.index(q)]:.3g}" for q in self.inconclusive)
             lines.append(f"  inconclusive: fewer than {NEFF_MIN} effective episodes carry the variance of "
@@ -327,10 +330,13 @@ def _p_student(z: float, df: int) -> float:
     return float(mpmath.betainc(df / 2, 0.5, 0, df / (df + z * z), regularized=True))
 
 
-def _zscores(units: np.ndarray, target: np.ndarray):
+def _zscores(units: np.ndarray, target: np.ndarray, floor=None):
+    """Sample means, standard errors (the sample's, raised to ``floor`` where given) and z."""
     U = len(units)
     mean = units.mean(0)
     se = units.std(0, ddof=1) / math.sqrt(U)
+    if floor is not None:
+        se = np.maximum(se, floor)
     z = np.empty(len(target))
     for j in range(len(target)):
         d = mean[j] - target[j]
@@ -339,6 +345,29 @@ def _zscores(units: np.ndarray, target: np.ndarray):
         else:  # no spread at all: equal (z = 0) or certainly different
             z[j] = 0.0 if abs(d) <= 1e-12 * max(1.0, abs(target[j])) else math.copysign(math.inf, d)
     return mean, se, z
+
+
+def _exact_se_floor(found, mdp_exact, episodes, se_from):
+    """sqrt(exact variance / episodes) of the first single-episode estimator of pgverify that the
+    output equals on every sampled episode (None if there is none, or its variance is unknown).
+
+    Used as a floor under the sample's standard error: rare episodes that the sample missed
+    make the sample's too small (a false alarm), while the exact one includes them.  A floor,
+    not a replacement, because the output equals that estimator on the sampled episodes only.
+    """
+    for name, _sign, group, _d in found:
+        if group is not None:
+            continue
+        mom = exact_moments(mdp_exact, (name,)).get(name)
+        if mom is None or mom.variance is None:
+            continue
+        var = np.array([float(x) for x in mom.variance])
+        if mom.variance_error is not None:
+            var = var + np.array(mom.variance_error)
+        return np.sqrt(np.maximum(var, 0.0) / episodes), (
+            f"the sample's, or sqrt(exact variance of {name} / episodes) where larger "
+            f"(your output equals {name} on every sampled episode)")
+    return None, se_from
 
 
 # -- diagnosis ----------------------------------------------------------------------
@@ -556,19 +585,26 @@ def assert_unbiased(estimator: Callable, case, at: Mapping | None = None, episod
         test = (f"two-sided Student t ({batches - 1} degrees of freedom) per parameter over {batches} batch means "
                 f"of about {episodes // batches} episodes (the estimator returns a mean)")
         pfun = lambda z: _p_student(z, batches - 1)
-    mean, se, z = _zscores(units, grad)
+    # pgverify's estimators on the same episodes (for the standard error and the diagnosis)
+    V = state_values(mdp)
+    found = _matches(kind, units, bounds, ep, mdp, res.objective.float, V, episodes)
+    mdp_exact = tabulate(case, exact=True) if found else None
+    floor, se_from = None, "the sample's"
+    if kind == "episodes":
+        floor, se_from = _exact_se_floor(found, mdp_exact, episodes, se_from)
+    mean, se, z = _zscores(units, grad, floor)
     p = np.array([pfun(x) for x in z])
     neff, inconclusive = None, []
     if kind == "episodes":
         neff = effective_episodes(units, grad)
-        inconclusive = [q for j, q in enumerate(names) if not neff[j] >= NEFF_MIN]
-        p = np.where(neff >= NEFF_MIN, p, 1.0)  # kept in Holm's count, never rejected
+        # a sample with no spread at all cannot tell a bias from rare events it never saw
+        constant = (units.std(0) == 0) & ~np.isclose(mean, grad, rtol=1e-9, atol=1e-12) & (
+            floor is None or np.asarray(floor) == 0)
+        inconclusive = [q for j, q in enumerate(names) if not neff[j] >= NEFF_MIN or constant[j]]
+        p = np.array([1.0 if q in inconclusive else p[j] for j, q in enumerate(names)])  # kept in Holm's count
     rejected = holm(list(p), alpha)
     test += f", Holm over {len(names)} parameter{'s' if len(names) != 1 else ''} at family-wise alpha = {alpha}"
-    # diagnosis: pgverify's estimators on the same episodes, then the enumeration
-    V = state_values(mdp)
-    found = _matches(kind, units, bounds, ep, mdp, res.objective.float, V, episodes)
-    mdp_exact = tabulate(case, exact=True) if found else None
+    # diagnosis: the estimators of pgverify that the output equals, then the enumeration
     matches = []
     for name, sign, g, d in found:
         emean, how = _known_mean(name, g, case, res, mdp_exact)
@@ -590,7 +626,7 @@ def assert_unbiased(estimator: Callable, case, at: Mapping | None = None, episod
         gradient=grad, gradient_exact=[exact_value(res.gradient[q]) for q in names], sample_mean=mean, stderr=se,
         z=z, p=p, rejected=list(rejected), passed=not any(rejected), matches=matches, exact_mean=emean,
         exact_mean_tolerance=tol, exact_mean_note=note, trajectories=N, policy_family=policy, cut=ep.cut,
-        seconds=time.perf_counter() - t0, effective_episodes=neff, inconclusive=inconclusive)
+        seconds=time.perf_counter() - t0, effective_episodes=neff, inconclusive=inconclusive, stderr_from=se_from)
     if not report.passed:
         raise BiasDetected(report)
     if inconclusive and not allow_inconclusive:

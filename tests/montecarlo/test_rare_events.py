@@ -108,3 +108,28 @@ def test_false_alarm_rate_on_frozenlake_over_many_seeds():
     assert all(not mc.disagreements for mc in runs)
     # and not everything was left untested: some parameters have enough effective episodes
     assert all(mc.inconclusive < 7 * len(case.parameters) for mc in runs)
+
+
+def test_effective_episodes_does_not_depend_on_the_scale():
+    from pgverify.montecarlo.check import effective_episodes
+
+    rng = np.random.default_rng(0)
+    units = rng.normal(size=(3000, 1))
+    base = effective_episodes(units, [0.0])[0]
+    assert 800 < base < 1200  # about episodes / 3 for normal estimates
+    for scale in (1e78, 1e-85):
+        assert np.isclose(effective_episodes(units * scale, [0.0])[0], base)
+    one_hit = np.zeros((3000, 1))
+    one_hit[17] = 1e-85
+    assert effective_episodes(one_hit, [0.0])[0] == 1.0
+
+
+def test_a_zero_exact_variance_is_still_tested():
+    """A constant estimate (exact variance 0) is tested: z = 0 when it equals its exact mean to
+    rounding, infinite otherwise -- never dropped from the count."""
+    from pgverify.montecarlo.check import _z
+
+    col = np.full(100, 1e8)
+    assert _z(1e8 * (1 + 1e-15), 1e8, 0.0, 0.0, col) == 0.0
+    assert _z(1e8 + 1.0, 1e8, 0.0, 0.0, col) == math.inf
+    assert _z(0.5, 1.0, 0.1, 0.2, col) == pytest.approx(-3.0)  # the exact mean's bound is subtracted
