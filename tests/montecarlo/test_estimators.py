@@ -1,5 +1,6 @@
 """Estimators: exact moments, predicted biases confirmed by sampling, false alarms and power."""
 import math
+from pathlib import Path
 from fractions import Fraction
 
 import numpy as np
@@ -145,3 +146,25 @@ def test_no_parameters_skips_sampling_with_a_warning():
     res = pgverify.check(case, monte_carlo={"episodes": 800})
     assert res.monte_carlo is None and res.verified
     assert any("no parameters" in w and "Monte Carlo skipped" in w for w in res.warnings)
+
+
+def test_at_a_boundary_point_group_means_use_the_general_formula():
+    """docs/examples/loops_h.yaml at p = 1: the action 'leave' has probability 0 but carries gradient,
+    so sum_t score_t has mean 5, not 0.  Every episode then runs 5 steps with return 5, the group
+    estimators are identically 0, and their exact mean must be 0 (the interior-point formula
+    (G-1)/G E[H S] gave 9.297, and the check then failed them)."""
+    from fractions import Fraction
+
+    from pgverify.montecarlo.check import _at_boundary
+
+    case = pgverify.load_case(Path(__file__).parents[2] / "docs" / "examples" / "loops_h.yaml")
+    assert _at_boundary(case, tabulate(case))
+    mom = exact_moments(tabulate(case, exact=True))
+    assert mom["group_mean"].mean == [0] and mom["group_mean_loo"].mean == [0]
+    assert mom["group_mean"].variance == [0]
+    res = pgverify.check(case)
+    mc = monte_carlo(case, res, episodes=2_000, seed=0)
+    assert mc.consistent and mc.estimators["group_mean"]["z"]["p"] == 0.0
+    assert not _at_boundary(pgverify.load_case(CASES / "short_corridor.yaml"),
+                            tabulate(pgverify.load_case(CASES / "short_corridor.yaml")))
+    assert Fraction(res.gradient["p"].value) == Fraction(21, 4)
