@@ -467,10 +467,13 @@ def _tight(entry, scale):
     loose = var_e > TIGHT * (np.abs(var) + TIGHT * scale) + 1e-300
     if loose.any():
         j = int(np.argmax(np.where(loose, var_e / np.maximum(np.abs(var), 1e-300), 0)))
-        return None, None, (f"sampled only: the float64 bound on a variance is too loose to use ({var_e[j]:.2g} "
-                            f"on {var[j]:.3g}; an ill-conditioned case)"), None, None
-    worst = max(((e / abs(v) if v else 0.0) for v, e in zip(var, var_e)), default=0.0)
-    label = f"{how} (certified: each variance within a relative {worst:.1g} of the exact value)"
+        return mean, None, (f"{how}, mean certified; variance sampled only: its float64 bound is too loose to "
+                            f"use ({var_e[j]:.2g} on {var[j]:.3g})"), mean_e, None
+    if not (var != 0).any():
+        return mean, list(var), f"{how} (certified within the stated absolute bounds)", mean_e, list(var_e)
+    worst = max(((e / abs(v)) for v, e in zip(var, var_e) if v), default=0.0)
+    label = (f"{how} (certified: each variance within a relative {worst:.1g} of the exact value"
+             + (", and within the stated absolute bounds where it is 0)" if (var == 0).any() else ")"))
     return mean, list(var), label, mean_e, list(var_e)
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from .estimators import ESTIMATORS, UNBIASED, estimate
 from .moments import exact_moments, gamma_dropped_mean, state_values
+from .recursive import at_boundary
 from .sampler import sample
 from .tabular import tabulate
 
@@ -86,41 +87,29 @@ def holm(pvalues: list[float], alpha: float) -> list[bool]:
 
 #: a test counts only when at least this many effective episodes carry its variance (see monte_carlo)
 NEFF_MIN = 50
-def _at_boundary(case, mdp) -> bool:
-    """Whether a reachable state has an action of probability 0 whose probability depends on theta:
-    there the score-function estimators miss that action's share of the gradient (they never
-    sample it), so "unbiased" no longer follows from theory."""
-    S = len(mdp.states)
-    seen = {s for s in range(S) if mdp.rho0[s] > 0}
-    stack = list(seen)
-    while stack:
-        s = stack.pop()
-        if mdp.terminal[s]:
-            continue
-        for s2 in np.nonzero((mdp.pi[s][:, None] * mdp.P[s]).sum(0) > 0)[0]:
-            if int(s2) not in seen:
-                seen.add(int(s2))
-                stack.append(int(s2))
-    params = set(case.parameters)
-    for s in seen:
-        name = mdp.states[s]
-        if mdp.terminal[s] or name not in case.pi:
-            continue
-        for k, a in enumerate(mdp.actions[s]):
-            expr = case.pi[name].get(a)
-            if expr is not None and mdp.pi[s, k] == 0 and expr.free_symbols & params:
-                return True
-    return False
+def _term_scales(mdp, ep) -> np.ndarray:
+    """Per parameter, a rough bound on the size of the terms an estimate sums (L steps of a score
+    times a return of at most L max|r|): the scale of its float64 rounding when they cancel."""
+    L = float(max(int(np.max(ep.lengths, initial=0)), 1))
+    rmax = float(np.abs(mdp.r).max(initial=0.0))
+    n = len(mdp.parameters)
+
+    def top(a, axes):
+        return np.abs(a).max(axis=axes, initial=0.0) if a.size else np.zeros(n)
+
+    score = top(mdp.dlog_pi, (0, 1)) + top(mdp.dlog_P, (0, 1, 2)) + top(mdp.dlog_rho0, (0,))
+    return L * L * rmax * score + L * top(mdp.dr, (0, 1, 2)) + L * L * rmax * np.abs(mdp.dgamma)
 
 
-def _z(mean: float, exact: float, se: float, exact_err: float, column: np.ndarray) -> float:
+def _z(mean: float, exact: float, se: float, exact_err: float, column: np.ndarray, scale: float = 0.0) -> float:
     """(mean - exact) / se, with the difference reduced by the exact mean's certified error bound;
-    with se = 0 (an exact variance of 0: a constant) 0 when they agree to rounding, else infinite."""
+    with se = 0 (an exact variance of 0: a constant) 0 when they agree to rounding (relative to the
+    size ``scale`` of the terms that cancel, or of the values), else infinite."""
     diff = mean - exact
     diff = math.copysign(max(abs(diff) - exact_err, 0.0), diff)
     if se > 0:
         return float(diff / se)
-    scale = max(abs(exact), float(np.abs(column).max(initial=0.0)), 1e-300)
+    scale = max(abs(exact), float(np.abs(column).max(initial=0.0)), scale, 1e-300)
     return 0.0 if abs(diff) <= 1e-9 * scale else math.copysign(math.inf, diff)
 
 
@@ -194,7 +183,8 @@ def monte_carlo(case, result, *, episodes: int = 10_000, seed: int = 0, estimato
     policy = [result.terms["policy"].contribution[p]["float"] for p in names] if result.terms else grad
     V = state_values(mdp)
     J = result.objective.float
-    boundary = _at_boundary(case, mdp)
+    boundary = at_boundary(mdp)
+    scales = _term_scales(mdp, ep)
     tests = []
     for name in estimators:
         g = estimate(name, mdp, ep, J=J, V=V, group=group)
@@ -211,8 +201,9 @@ def monte_carlo(case, result, *, episodes: int = 10_000, seed: int = 0, estimato
             emean = [float(x) for x in mom.mean]
             how = mom.how
         elif boundary:
-            emean, how = None, ("unknown: at this point an action of probability 0 carries gradient, so the "
-                                "score-function estimators can be biased, and their exact moments are out of reach")
+            emean, how = None, ("unknown: at this point a start, action or transition probability is 0 but its "
+                                "derivative is not, so the score-function estimators can be biased, and their "
+                                "exact moments are out of reach")
         elif name in UNBIASED or (name == "no_discount_weighting" and mdp.gamma == 1):
             emean, how = grad, "theory (unbiased: the exact gradient)"
             if certified and mom.mean is not None:
@@ -247,7 +238,7 @@ def monte_carlo(case, result, *, episodes: int = 10_000, seed: int = 0, estimato
             se, se_from = sample_se, "sample"
         mean_err = (np.array(mom.mean_error, dtype=float) if certified and mom.mean is not None
                     and emean is not grad else np.zeros(len(names)))
-        z = {p: _z(mean[j], emean[j], se[j], mean_err[j], units[:, j]) if emean is not None else None
+        z = {p: _z(mean[j], emean[j], se[j], mean_err[j], units[:, j], scales[j]) if emean is not None else None
              for j, p in enumerate(names)}
         neff = effective_episodes(units, emean) if emean is not None else np.full(len(names), math.nan)
         if evar is not None:  # a zero exact variance: a constant, no rare events to miss

@@ -18,7 +18,7 @@ import numpy as np
 
 from .estimators import ESTIMATORS, estimate, extra_terms_needed
 from .certified import certified_moments
-from .recursive import recursive_moments
+from .recursive import at_boundary, recursive_moments
 from .sampler import Episodes
 
 __all__ = ["Moments", "enumerate_episodes", "exact_moments", "state_values", "ENUMERATION_LIMIT"]
@@ -168,6 +168,8 @@ def exact_moments(mdp_exact, names=ESTIMATORS, *, group: int = 8) -> dict:
                 # action of probability 0 carries gradient)
                 if name in rec and rec[name][0] is not None:
                     out[name] = Moments(rec[name][0], rec[name][1], "independence")
+                elif at_boundary(mdp_exact):  # the interior-point formula below does not hold
+                    out[name] = Moments(None, None, "unknown: a boundary point, and the recursion is over budget")
                 elif name == "group_mean":  # the recursion is over budget: the interior-point formula
                     out[name] = Moments(list(score_mean * (group - 1) / group + extras), None,
                                         "independence (assuming E[sum of scores] = 0)")

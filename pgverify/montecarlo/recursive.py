@@ -122,6 +122,18 @@ def _reachable(mdp):
     return sorted(seen)
 
 
+def at_boundary(mdp) -> bool:
+    """Whether the point is a boundary point: a probability of the start, the policy or the
+    dynamics is 0 at a reachable state but its derivative is not (``mdp.boundary``, found by
+    :func:`~pgverify.montecarlo.tabular.tabulate`).  The score terms never sample that outcome,
+    so the estimators miss its share of the gradient: "unbiased" no longer follows from theory."""
+    if not mdp.boundary:
+        return False
+    if -1 in mdp.boundary:
+        return True
+    return any(s in mdp.boundary for s in _reachable(mdp))
+
+
 def recursive_moments(mdp, names, *, J, V, group: int = 8):
     """See :func:`_recursive_moments` (run at 60 digits where the numbers are mpmath's)."""
     with mpmath.workdps(60):

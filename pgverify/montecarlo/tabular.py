@@ -36,6 +36,9 @@ class TabularMDP:
     dlog_P: np.ndarray  # (S, A, S, n)
     dr: np.ndarray  # (S, A, S, n)
     dgamma: np.ndarray  # (n,)
+    #: where a probability is 0 at the point but its derivative is not (a boundary point): the
+    #: states whose policy or dynamics have one, and -1 for the start distribution
+    boundary: frozenset = frozenset()
 
 
 def _num(e, point) -> float:
@@ -112,11 +115,15 @@ def tabulate(case: Case, exact: bool = False) -> TabularMDP:
     dr = zeros((S, A, S, n))
     zero = zeros(1)[0]
 
-    def dlog(e, p):
+    boundary = set()
+
+    def dlog(e, p, where):
         if p not in e.free_symbols:
             return zero
         v = num(e, pt)
-        if v == 0:
+        if v == 0:  # log is undefined; a non-zero derivative makes this a boundary point
+            if num(sympy.diff(e, p), pt) != 0:
+                boundary.add(where)
             return zero
         d = num(sympy.diff(e, p), pt)
         if exact and (_is_mpf(d) or _is_mpf(v)):  # Fractions do not divide by mpf numbers
@@ -128,18 +135,18 @@ def tabulate(case: Case, exact: bool = False) -> TabularMDP:
 
     for s, e in case.rho0.items():
         rho0[idx[s]] = num(e, pt)
-        dlog_rho0[idx[s]] = [dlog(e, p) for p in case.parameters]
+        dlog_rho0[idx[s]] = [dlog(e, p, -1) for p in case.parameters]
     for s in case.nonterminal:
         i = idx[s]
         for k, a in enumerate(case.actions[s]):
             pe = case.pi[s].get(a)
             if pe is not None:
                 pi[i, k] = num(pe, pt)
-                dlog_pi[i, k] = [dlog(pe, p) for p in case.parameters]
+                dlog_pi[i, k] = [dlog(pe, p, i) for p in case.parameters]
             for s2, Pe in case.P[s][a].items():
                 j = idx[s2]
                 P[i, k, j] = num(Pe, pt)
-                dlog_P[i, k, j] = [dlog(Pe, p) for p in case.parameters]
+                dlog_P[i, k, j] = [dlog(Pe, p, i) for p in case.parameters]
                 re = case.r[s][a].get(s2)
                 if re is not None:
                     r[i, k, j] = num(re, pt)
@@ -160,4 +167,4 @@ def tabulate(case: Case, exact: bool = False) -> TabularMDP:
                 gamma = _to_mpf(gamma)
     rho0, pi, P, r, dlog_rho0, dlog_pi, dlog_P, dr, dgamma = arrays
     return TabularMDP(list(case.states), acts, terminal, rho0, pi, P, r, gamma, case.horizon,
-                      list(case.parameter_names), dlog_rho0, dlog_pi, dlog_P, dr, dgamma)
+                      list(case.parameter_names), dlog_rho0, dlog_pi, dlog_P, dr, dgamma, frozenset(boundary))

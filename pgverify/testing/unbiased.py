@@ -44,6 +44,7 @@ import numpy as np
 
 from ..montecarlo import sample, tabulate
 from ..montecarlo.check import NEFF_MIN, effective_episodes, holm
+from ..montecarlo.recursive import at_boundary
 from ..montecarlo.estimators import ESTIMATORS, UNBIASED, estimate
 from ..montecarlo.moments import (
     ENUMERATION_LIMIT,
@@ -160,6 +161,8 @@ class UnbiasedReport:
     effective_episodes: np.ndarray | None = None
     inconclusive: list = field(default_factory=list)  # parameters left untested (fewer than NEFF_MIN)
     stderr_from: str = "the sample's"
+    constant: list = field(default_factory=list)  # parameters where every episode gave the same value
+    decided_by_exact_bias: list = field(default_factory=list)  # untested, but failed by a known exact bias
 
     @property
     def match(self) -> Match | None:
@@ -202,11 +205,20 @@ class UnbiasedReport:
         lines.append(_table(header, rows))
         if self.stderr_from != "the sample's":
             lines.append(f"  stderr: {self.stderr_from}")
-        if self.inconclusive:
-            neff = ", ".join(f"{q} {self.effective_episodes[names.index(q)]:.3g}" for q in self.inconclusive)
+        rare = [q for q in self.inconclusive if q not in self.constant]
+        if rare:
+            neff = ", ".join(f"{q} {self.effective_episodes[names.index(q)]:.3g}" for q in rare)
             lines.append(f"  inconclusive: fewer than {NEFF_MIN} effective episodes carry the variance of "
-                         f"{', '.join(self.inconclusive)} (n_eff: {neff}), so their z is not nearly normal and is "
+                         f"{', '.join(rare)} (n_eff: {neff}), so their z is not nearly normal and is "
                          f"not tested (p = 1); sample more episodes, or pass allow_inconclusive=True")
+        if self.constant:
+            lines.append(f"  every episode gave the same value for {', '.join(self.constant)}, different from the "
+                         "gradient, so the sample cannot tell a bias from rare episodes it never saw (not tested, "
+                         "p = 1): check whether your output depends on the episode; if it should be constant here, "
+                         "sample more episodes")
+        if self.decided_by_exact_bias:
+            lines.append(f"  {', '.join(self.decided_by_exact_bias)}: not tested by sampling, but failed: the exact "
+                         "bias below is not 0")
         if self.cut:
             lines.append(f"  note: {self.cut} episodes were cut at the sampler's step limit before they ended")
         if m is not None:
@@ -330,6 +342,11 @@ def _p_student(z: float, df: int) -> float:
     return float(mpmath.betainc(df / 2, 0.5, 0, df / (df + z * z), regularized=True))
 
 
+def _agree(a, b):
+    """Equal up to float64 rounding of the estimates (the one tolerance of this module)."""
+    return np.isclose(a, b, rtol=1e-9, atol=1e-12)
+
+
 def _zscores(units: np.ndarray, target: np.ndarray, floor=None):
     """Sample means, standard errors (the sample's, raised to ``floor`` where given) and z."""
     U = len(units)
@@ -343,7 +360,7 @@ def _zscores(units: np.ndarray, target: np.ndarray, floor=None):
         if se[j] > 0:
             z[j] = d / se[j]
         else:  # no spread at all: equal (z = 0) or certainly different
-            z[j] = 0.0 if abs(d) <= 1e-12 * max(1.0, abs(target[j])) else math.copysign(math.inf, d)
+            z[j] = 0.0 if _agree(mean[j], target[j]) else math.copysign(math.inf, d)
     return mean, se, z
 
 
@@ -393,9 +410,10 @@ def _known_mean(name: str, group: int | None, case, res, mdp_exact):
     """
     names = list(res.parameters)
     grad = [exact_value(res.gradient[p]) for p in names]
-    if name in UNBIASED or (name == "no_discount_weighting" and float(mdp_exact.gamma) == 1.0):
+    boundary = at_boundary(mdp_exact)  # there the theory below does not hold: exact moments only
+    if not boundary and (name in UNBIASED or (name == "no_discount_weighting" and float(mdp_exact.gamma) == 1.0)):
         return grad, "unbiased, so its mean is the gradient"
-    if res.terms:
+    if res.terms and not boundary:
         contribution = res.terms["policy"].contribution
         policy = [exact_or_float(contribution[p]["value"], contribution[p]["float"]) for p in names]
         if name == "group_mean":
@@ -594,12 +612,12 @@ def assert_unbiased(estimator: Callable, case, at: Mapping | None = None, episod
         floor, se_from = _exact_se_floor(found, mdp_exact, episodes, se_from)
     mean, se, z = _zscores(units, grad, floor)
     p = np.array([pfun(x) for x in z])
-    neff, inconclusive = None, []
+    neff, inconclusive, constant_names = None, [], []
     if kind == "episodes":
         neff = effective_episodes(units, grad)
         # a sample with no spread at all cannot tell a bias from rare events it never saw
-        constant = (units.std(0) == 0) & ~np.isclose(mean, grad, rtol=1e-9, atol=1e-12) & (
-            floor is None or np.asarray(floor) == 0)
+        constant = (units.std(0) == 0) & ~_agree(mean, grad) & (floor is None or np.asarray(floor) == 0)
+        constant_names = [q for j, q in enumerate(names) if constant[j]]
         inconclusive = [q for j, q in enumerate(names) if not neff[j] >= NEFF_MIN or constant[j]]
         p = np.array([1.0 if q in inconclusive else p[j] for j, q in enumerate(names)])  # kept in Holm's count
     rejected = holm(list(p), alpha)
@@ -626,7 +644,17 @@ def assert_unbiased(estimator: Callable, case, at: Mapping | None = None, episod
         gradient=grad, gradient_exact=[exact_value(res.gradient[q]) for q in names], sample_mean=mean, stderr=se,
         z=z, p=p, rejected=list(rejected), passed=not any(rejected), matches=matches, exact_mean=emean,
         exact_mean_tolerance=tol, exact_mean_note=note, trajectories=N, policy_family=policy, cut=ep.cut,
-        seconds=time.perf_counter() - t0, effective_episodes=neff, inconclusive=inconclusive, stderr_from=se_from)
+        seconds=time.perf_counter() - t0, effective_episodes=neff, inconclusive=inconclusive, stderr_from=se_from,
+        constant=constant_names)
+    bias = report.exact_bias
+    if bias is not None and inconclusive:
+        # an untested parameter whose exact bias is known and not 0 fails all the same: sampling was
+        # inconclusive, the exact mean is not
+        off = [j for j, q in enumerate(names) if q in inconclusive and not _agree(grad[j] + bias[j], grad[j])]
+        if off:
+            report.rejected = [r or j in off for j, r in enumerate(report.rejected)]
+            report.passed = False
+            report.decided_by_exact_bias = [names[j] for j in off]
     if not report.passed:
         raise BiasDetected(report)
     if inconclusive and not allow_inconclusive:

@@ -155,16 +155,41 @@ def test_at_a_boundary_point_group_means_use_the_general_formula():
     (G-1)/G E[H S] gave 9.297, and the check then failed them)."""
     from fractions import Fraction
 
-    from pgverify.montecarlo.check import _at_boundary
+    from pgverify.montecarlo.recursive import at_boundary
 
     case = pgverify.load_case(Path(__file__).parents[2] / "docs" / "examples" / "loops_h.yaml")
-    assert _at_boundary(case, tabulate(case))
+    assert at_boundary(tabulate(case)) and at_boundary(tabulate(case, exact=True))
     mom = exact_moments(tabulate(case, exact=True))
     assert mom["group_mean"].mean == [0] and mom["group_mean_loo"].mean == [0]
     assert mom["group_mean"].variance == [0]
     res = pgverify.check(case)
     mc = monte_carlo(case, res, episodes=2_000, seed=0)
     assert mc.consistent and mc.estimators["group_mean"]["z"]["p"] == 0.0
-    assert not _at_boundary(pgverify.load_case(CASES / "short_corridor.yaml"),
-                            tabulate(pgverify.load_case(CASES / "short_corridor.yaml")))
+    for path in CASES.glob("*.yaml"):  # none of the reference cases is at a boundary point
+        assert not at_boundary(tabulate(pgverify.load_case(path))), path
     assert Fraction(res.gradient["p"].value) == Fraction(21, 4)
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_boundary_points_are_found_in_start_policy_and_dynamics_only_where_the_derivative_is_not_zero():
+    from pgverify.montecarlo.recursive import at_boundary
+
+    # P(G1) = q at q = 0 carries gradient through the dynamics: a boundary point
+    assert at_boundary(tabulate(pgverify.load_case(DATA / "dynamics_boundary.yaml")))
+    # pi(stop) = (1 - p)^2 at p = 1 is 0 with derivative 0: not one
+    assert not at_boundary(tabulate(pgverify.load_case(DATA / "flat_boundary.yaml")))
+    # a softmax probability that underflows in float64 is not 0: not one either
+    far = pgverify.load_case(DATA / "zero_variance_chain.yaml").at({"theta": "-800"})
+    assert not at_boundary(tabulate(far))
+
+
+def test_a_zero_variance_estimator_passes_despite_rounding_noise():
+    """value_baseline is exactly 0 on every episode of this chain (both actions lead to the same
+    state), but float64 gives values of about 1e-17: the test must call that agreement, not z = inf."""
+    case = pgverify.load_case(DATA / "zero_variance_chain.yaml")
+    mc = monte_carlo(case, pgverify.check(case), episodes=2_000, seed=0)
+    vb = mc.estimators["value_baseline"]
+    assert vb["exact_variance"]["theta"] == 0 and vb["z"]["theta"] == 0.0
+    assert mc.consistent

@@ -1,6 +1,7 @@
 """Rare events: a sample mean carried by a few large values is not normal, and the z-test must say
 "inconclusive" instead of a false alarm; where the events are common enough it must still test."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,3 +134,43 @@ def test_a_zero_exact_variance_is_still_tested():
     assert _z(1e8 * (1 + 1e-15), 1e8, 0.0, 0.0, col) == 0.0
     assert _z(1e8 + 1.0, 1e8, 0.0, 0.0, col) == math.inf
     assert _z(0.5, 1.0, 0.1, 0.2, col) == pytest.approx(-3.0)  # the exact mean's bound is subtracted
+
+
+def test_a_constant_wrong_estimator_fails_by_its_exact_bias():
+    """An estimator that always returns 0: every episode gives the same value, so sampling cannot
+    test it, but its exact mean (enumeration) is 0 and the gradient 1, so it must fail, saying why."""
+    from pgverify.testing import BiasDetected, assert_unbiased
+
+    bandit = Path(__file__).parents[2] / "docs" / "examples" / "bandit.yaml"
+    with pytest.raises(BiasDetected) as err:
+        assert_unbiased(lambda ep: np.zeros((ep.num_episodes, 1)), str(bandit), episodes=2_000)
+    report = err.value.report
+    assert report.constant == ["p"] and report.decided_by_exact_bias == ["p"]
+    assert "every episode gave the same value for p" in str(err.value)
+    assert "not tested by sampling, but failed" in str(err.value)
+
+
+def test_at_a_boundary_point_reinforce_is_biased_and_assert_unbiased_says_by_how_much():
+    """docs/examples/loops_h.yaml at p = 1: 'leave' has probability 0 but carries gradient; REINFORCE
+    cannot see it.  Its exact bias (enumeration, 43/8) is reported, not 'unbiased by theory'."""
+    from fractions import Fraction
+
+    from pgverify.testing import BiasDetected, assert_unbiased
+
+    case = pgverify.load_case(Path(__file__).parents[2] / "docs" / "examples" / "loops_h.yaml")
+
+    def reinforce(ep):  # G times the summed score; only pi(.|S) depends on p: 1/p after stay
+        p = ep.theta["p"]
+        S = ep.state_names.index("S")
+        stay = ep.action_names[S].index("stay")
+        at_S = (ep.states == S) & ep.mask
+        score = np.where(at_S & (ep.actions == stay), 1 / p, 0.0)
+        score = np.where(at_S & (ep.actions != stay), -1 / (1 - p) if p != 1 else np.nan, score)
+        return (score.sum(1) * np.where(ep.mask, ep.rewards, 0).sum(1))[:, None]
+
+    with pytest.raises(BiasDetected) as err:
+        assert_unbiased(reinforce, case, episodes=2_000)
+    match = err.value.report.match
+    assert match is not None and match.name == "reinforce"
+    assert match.bias == [Fraction(43, 8)]
+    assert "false alarm" not in str(err.value)
