@@ -42,6 +42,12 @@ def _assert_certified(exact, cert, rel=1e-9):
             continue
         assert fhow.startswith("float64"), fhow
         assert _within(mean, fmean, emean), (est, "mean")
+        if fvar is None:
+            # the one case where a certified variance is refused on a well-conditioned MDP: every
+            # exact variance of every estimator is 0, so no scale makes a non-zero bound "tight"
+            # (the check then uses the sample's standard error); the mean is still certified
+            assert scale == 0 and "variance sampled only" in fhow, (est, fhow)
+            continue
         assert _within(var, fvar, evar), (est, "variance")
         # useful bounds: tiny next to the values (next to the largest variance where a value is 0)
         assert all(e <= rel * (abs(float(v)) + 1e-6 * scale) + 1e-300 for v, e in zip(var, evar)), (est, max(evar))
