@@ -163,9 +163,14 @@ def _full_M(i):
     return {**_M[i], i: [(_LAMBDA[i], _ONE)]}
 
 
+def _names(c):
+    """A coefficient as a tuple of names (a single name in the tables above)."""
+    return (c,) if isinstance(c, str) else c
+
+
 def _times(m1, m2):
     (c1, p1), (c2, p2) = m1, m2
-    return ((c1, c2), tuple(a + b for a, b in zip(p1, p2)))
+    return (_names(c1) + _names(c2), tuple(a + b for a, b in zip(p1, p2)))
 
 
 def certified_moments(mdp, names, *, J, V, group: int = 8):
@@ -209,12 +214,11 @@ def _certified_moments(mdp, names, *, J, V, group: int = 8):
     g, Jb = B(mdp.gamma), B(J)
     coefs = {"1": Bounded(1.0), "g": g, "-J": -Jb, "-1": Bounded(-1.0)}
 
-    def coef(names_):
-        if isinstance(names_, str):
-            return coefs[names_]
-        out = coef(names_[0])
-        for c in names_[1:]:
-            out = out * coef(c)
+    def coef(c):
+        first, *rest = _names(c)
+        out = coefs[first]
+        for name in rest:
+            out = out * coefs[name]
         return out
 
     def power(base, cache, k, make):
@@ -246,20 +250,6 @@ def _certified_moments(mdp, names, *, J, V, group: int = 8):
     def Qk(k):
         return power(q, Qc, k, lambda: Bounded(np.ones((1, 1, 1, 1))))
 
-    def flat(mono):
-        """Flatten nested coefficient tuples from repeated products."""
-        c, pw = mono
-        names_ = []
-
-        def walk(t):
-            if isinstance(t, str):
-                names_.append(t)
-            else:
-                for u in t:
-                    walk(u)
-        walk(c)
-        return tuple(names_), pw
-
     live_mask = ~np.asarray(mdp.terminal, dtype=bool)
 
     class Step:
@@ -270,7 +260,7 @@ def _certified_moments(mdp, names, *, J, V, group: int = 8):
             self.v_t = v_t  # Bounded (S, 1) or None
 
         def expect(self, mono, key, m):
-            cn, (kr, kx, kv, kp, kq) = flat(mono)
+            cn, (kr, kx, kv, kp, kq) = mono
             ck = (kr, kp, kq, kx, key)
             if ck not in self.cache:
                 base_key = (kr, kp, kq, None, key)

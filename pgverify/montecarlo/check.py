@@ -87,6 +87,8 @@ def holm(pvalues: list[float], alpha: float) -> list[bool]:
 
 #: a test counts only when at least this many effective episodes carry its variance (see monte_carlo)
 NEFF_MIN = 50
+
+
 def _term_scales(mdp, ep) -> np.ndarray:
     """Per parameter, a rough bound on the size of the terms an estimate sums (L steps of a score
     times a return of at most L max|r|): the scale of its float64 rounding when they cancel."""
@@ -197,9 +199,12 @@ def monte_carlo(case, result, *, episodes: int = 10_000, seed: int = 0, estimato
         mom = exact.get(name)
         certified = mom is not None and mom.mean_error is not None  # float64 values with bounds
         disagrees = False
+        mean_err = np.zeros(len(names))  # the exact mean's certified error bound, where it is float64
         if mom is not None and mom.mean is not None and not (certified and name in UNBIASED and not boundary):
             emean = [float(x) for x in mom.mean]
             how = mom.how
+            if certified:
+                mean_err = np.array(mom.mean_error, dtype=float)
         elif boundary:
             emean, how = None, ("unknown: at this point a start, action or transition probability is 0 but its "
                                 "derivative is not, so the score-function estimators can be biased, and their "
@@ -236,8 +241,6 @@ def monte_carlo(case, result, *, episodes: int = 10_000, seed: int = 0, estimato
             se_from = "exact variance"
         else:
             se, se_from = sample_se, "sample"
-        mean_err = (np.array(mom.mean_error, dtype=float) if certified and mom.mean is not None
-                    and emean is not grad else np.zeros(len(names)))
         z = {p: _z(mean[j], emean[j], se[j], mean_err[j], units[:, j], scales[j]) if emean is not None else None
              for j, p in enumerate(names)}
         neff = effective_episodes(units, emean) if emean is not None else np.full(len(names), math.nan)

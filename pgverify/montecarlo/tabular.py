@@ -121,11 +121,11 @@ def tabulate(case: Case, exact: bool = False) -> TabularMDP:
         if p not in e.free_symbols:
             return zero
         v = num(e, pt)
+        d = num(sympy.diff(e, p), pt)
         if v == 0:  # log is undefined; a non-zero derivative makes this a boundary point
-            if num(sympy.diff(e, p), pt) != 0:
+            if d != 0:
                 boundary.add(where)
             return zero
-        d = num(sympy.diff(e, p), pt)
         if exact and (_is_mpf(d) or _is_mpf(v)):  # Fractions do not divide by mpf numbers
             import mpmath
 

@@ -32,6 +32,7 @@ episode alone.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import time
@@ -364,9 +365,10 @@ def _zscores(units: np.ndarray, target: np.ndarray, floor=None):
     return mean, se, z
 
 
-def _exact_se_floor(found, mdp_exact, episodes, se_from):
+def _exact_se_floor(found, moments_of, episodes):
     """sqrt(exact variance / episodes) of the first single-episode estimator of pgverify that the
-    output equals on every sampled episode (None if there is none, or its variance is unknown).
+    output equals on every sampled episode, and how to say so (None, None if there is none, or
+    its variance is unknown).  ``moments_of(name, group)`` gives an estimator's exact Moments.
 
     Used as a floor under the sample's standard error: rare episodes that the sample missed
     make the sample's too small (a false alarm), while the exact one includes them.  A floor,
@@ -375,7 +377,7 @@ def _exact_se_floor(found, mdp_exact, episodes, se_from):
     for name, _sign, group, _d in found:
         if group is not None:
             continue
-        mom = exact_moments(mdp_exact, (name,)).get(name)
+        mom = moments_of(name, None)
         if mom is None or mom.variance is None:
             continue
         var = np.array([float(x) for x in mom.variance])
@@ -384,7 +386,7 @@ def _exact_se_floor(found, mdp_exact, episodes, se_from):
         return np.sqrt(np.maximum(var, 0.0) / episodes), (
             f"the sample's, or sqrt(exact variance of {name} / episodes) where larger "
             f"(your output equals {name} on every sampled episode)")
-    return None, se_from
+    return None, None
 
 
 # -- diagnosis ----------------------------------------------------------------------
@@ -401,12 +403,13 @@ def _minus(a, b):
     return a - b if isinstance(a, Fraction) and isinstance(b, Fraction) else float(a) - float(b)
 
 
-def _known_mean(name: str, group: int | None, case, res, mdp_exact):
+def _known_mean(name: str, group: int | None, case, res, mdp_exact, moments_of):
     """Exact mean of pgverify's estimator ``name`` and where it comes from (None if unknown).
 
     Unbiased estimators have the gradient as mean (theory); for the biased ones the closed forms
     come first (group mean: (G-1)/G of the policy family plus the rest; gamma dropped, no horizon:
-    linear algebra), then the exact moments of :mod:`pgverify.montecarlo.moments`.
+    linear algebra), then the exact moments (``moments_of(name, group)``).  At a boundary point
+    the theory does not hold and only the exact moments are used.
     """
     names = list(res.parameters)
     grad = [exact_value(res.gradient[p]) for p in names]
@@ -422,7 +425,7 @@ def _known_mean(name: str, group: int | None, case, res, mdp_exact):
         if name == "no_discount_weighting" and (part := gamma_dropped_mean(case)) is not None:
             return ([_minus(_exact_number(x), _minus(po, g)) for x, g, po in zip(part, grad, policy)],
                     "linear algebra: undiscounted visits times grad pi times Q, plus the other families")
-    mom = exact_moments(mdp_exact, (name,), group=group or 8).get(name)
+    mom = moments_of(name, group)
     if mom is not None and mom.mean is not None:
         how = {"enumeration": "enumeration of every trajectory"}.get(mom.how, mom.how)
         return [_exact_number(x) for x in mom.mean], how
@@ -607,9 +610,13 @@ def assert_unbiased(estimator: Callable, case, at: Mapping | None = None, episod
     V = state_values(mdp)
     found = _matches(kind, units, bounds, ep, mdp, res.objective.float, V, episodes)
     mdp_exact = tabulate(case, exact=True) if found else None
-    floor, se_from = None, "the sample's"
-    if kind == "episodes":
-        floor, se_from = _exact_se_floor(found, mdp_exact, episodes, se_from)
+
+    @functools.lru_cache(maxsize=None)
+    def moments_of(name, group):  # one exact computation per estimator, for the floor and the diagnosis
+        return exact_moments(mdp_exact, (name,), group=group or 8).get(name)
+
+    floor, se_from = _exact_se_floor(found, moments_of, episodes) if kind == "episodes" else (None, None)
+    se_from = se_from or "the sample's"
     mean, se, z = _zscores(units, grad, floor)
     p = np.array([pfun(x) for x in z])
     neff, inconclusive, constant_names = None, [], []
@@ -625,7 +632,7 @@ def assert_unbiased(estimator: Callable, case, at: Mapping | None = None, episod
     # diagnosis: the estimators of pgverify that the output equals, then the enumeration
     matches = []
     for name, sign, g, d in found:
-        emean, how = _known_mean(name, g, case, res, mdp_exact)
+        emean, how = _known_mean(name, g, case, res, mdp_exact, moments_of)
         bias = None
         if emean is not None:
             emean = [sign * x for x in emean]
