@@ -121,8 +121,9 @@ def effective_episodes(units: np.ndarray, target) -> np.ndarray:
     so that d^4 neither overflows nor underflows."""
     d = units - np.asarray(target, dtype=float)[None, :]
     top = np.abs(d).max(axis=0, initial=0.0)
-    d = d / np.where(top > 0, top, 1.0)[None, :]
-    s2, s4 = (d * d).sum(0), (d**4).sum(0)
+    d /= np.where(top > 0, top, 1.0)[None, :]
+    d *= d  # d^2, in place: this runs over every episode and parameter of every estimator
+    s2, s4 = d.sum(0), np.einsum("ij,ij->j", d, d)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         return np.where(s4 > 0, s2 * s2 / np.where(s4 > 0, s4, 1.0), math.inf)
 

@@ -5,8 +5,9 @@ per episode.  All work on the flat per-transition arrays of
 :class:`~pgverify.montecarlo.sampler.Episodes` (no padding: per-transition terms, reward-to-go
 by suffix sums within each episode, per-episode sums over each episode's segment) and on the
 derivatives of :class:`~pgverify.montecarlo.tabular.TabularMDP`, so the same code runs on
-float arrays (samples) and on exact object arrays (enumerated trajectories, for exact moments).  Notation: G_t = sum_{t' >= t} gamma^t' r_t' (discounted from 0),
-G = G_0, score_t = grad log pi(a_t | s_t).
+float arrays (samples) and on exact object arrays (enumerated trajectories, for exact moments).
+Notation: G_t = sum_{t' >= t} gamma^t' r_t' (discounted from 0), G = G_0,
+score_t = grad log pi(a_t | s_t).
 
 ========================  ====================================================  =========
 name                      per-episode estimate                                  source
