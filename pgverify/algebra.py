@@ -301,24 +301,31 @@ class Algebra:
             self._dgen[g] = row
 
     def _init_point(self, mode):
+        """Values and derivatives at the point: exact rationals by forward-mode evaluation
+        (:mod:`pgverify.pointvalues`, each distinct expression once), else 60-digit reals."""
+        from .pointvalues import Irrational, NotFinite, PointEvaluator
+
         self._point_values = {}
-        rational = True
-        for e in self.case.expressions():
-            if e in self._point_values:
-                continue
-            v = self._exact_at_point(e)
-            ds = []
-            for p in self.params:
-                if p in e.free_symbols:
-                    ds.append(self._exact_at_point(sympy.diff(e, p)))
-                else:
-                    ds.append(sympy.Integer(0))
-            self._point_values[e] = (v, ds)
-            rational = rational and v.is_Rational and all(d.is_Rational for d in ds)
-        if mode == "exact-at-point" and not rational:
-            raise ValueError("values at the point are not all rational; use the numeric mode")
-        if mode == "at-point":
-            mode = "exact-at-point" if rational else "numeric"
+        self._evaluator = None
+        if mode in ("at-point", "exact-at-point"):
+            ev = PointEvaluator(self.params, self.case.point, "exact")
+            try:
+                for e in self.case.expressions():
+                    ev.eval(e)
+                self._evaluator = ev
+                mode = "exact-at-point"
+            except (Irrational, NotFinite):
+                if mode == "exact-at-point":
+                    raise ValueError("values at the point are not all rational; use the numeric mode") from None
+                mode = "numeric"
+        if mode == "numeric":
+            for e in self.case.expressions():
+                if e in self._point_values:
+                    continue
+                v = self._exact_at_point(e)
+                ds = [self._exact_at_point(sympy.diff(e, p)) if p in e.free_symbols else sympy.Integer(0)
+                      for p in self.params]
+                self._point_values[e] = (v, ds)
         self.mode = mode
         self.domain = QQ if mode == "exact-at-point" else RealField(dps=NUMERIC_DIGITS)
 
@@ -343,6 +350,8 @@ class Algebra:
                 if n is None:
                     n = self.norm.norm(e)
                 self._cache[key] = self.domain.from_sympy(n)
+            elif self._evaluator is not None:
+                self._cache[key] = self._evaluator.eval(e)[0]
             else:
                 v = self._point_values[e][0] if e in self._point_values else self._exact_at_point(e)
                 self._cache[key] = self._convert(v)
@@ -366,6 +375,9 @@ class Algebra:
                         if x != self.domain.zero:
                             out[j] = out[j] + part * x
                 self._cache[key] = out
+            elif self._evaluator is not None:
+                grad = self._evaluator.eval(e)[1]
+                self._cache[key] = [grad.get(j, QQ.zero) for j in range(len(self.params))]
             else:
                 if e in self._point_values:
                     ds = self._point_values[e][1]

@@ -1,0 +1,214 @@
+r"""The policy-induced chain at the parameter point, as flat arrays.
+
+:func:`compile_chain` reads a :class:`~pgverify.model.Case` once and returns a
+:class:`PointChain`: the states that can be reached from the start (terminal ones left out:
+their value is 0), the (state, action) pairs with a policy entry, the transitions
+(pair, next state) with their probability and reward, the start vector and the discount, and
+every ingredient's partial derivatives at the point in coordinate form
+(entry, parameter, value).  No sympy object is made per entry: each distinct expression of the
+case is evaluated once by :class:`~pgverify.pointvalues.PointEvaluator`.
+
+Numbers are either exact (python-flint ``fmpq``, in Python lists) or float64 arrays with a
+rigorous bound on each entry's distance from the exact value (``*_err`` arrays), from ball
+arithmetic.  The matrix engines (:mod:`pgverify.engines.matrix`) work on this.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .pointvalues import Irrational, NotFinite, PointEvaluator, to_float
+
+__all__ = ["PointChain", "compile_chain", "Irrational", "NotFinite"]
+
+
+@dataclass
+class Coo:
+    """Partial derivatives in coordinate form: ``d entry[idx[k]] / d theta[par[k]] = val[k]``."""
+
+    idx: np.ndarray
+    par: np.ndarray
+    val: object  # list of fmpq (exact) or float array
+    err: np.ndarray | None = None  # float: bound on |val - exact|
+
+    def __len__(self):
+        return len(self.idx)
+
+
+@dataclass
+class PointChain:
+    """A case at its point, as arrays (see the module docstring).
+
+    Index spaces: states ``0..S-1`` (reachable, non-terminal), pairs ``0..m-1``, transitions
+    ``0..T-1``.  ``tr_next[t]`` is -1 when the next state is terminal (value 0).
+    """
+
+    kind: str  # "exact" or "float"
+    states: list
+    n: int
+    parameters: list  # names
+    pair_state: np.ndarray
+    pair_action: list
+    tr_pair: np.ndarray
+    tr_next: np.ndarray
+    rho0: object  # (S,) start mass on chain states
+    pi: object  # (m,)
+    P: object  # (T,)
+    r: object  # (T,)
+    gamma: object
+    d_rho0: Coo
+    d_pi: Coo
+    d_P: Coo
+    d_r: Coo
+    d_gamma: dict  # j -> value
+    horizon: int | None
+    errors: dict = field(default_factory=dict)  # float: name -> error array / float
+    #: float: d_gamma's error bounds, j -> bound
+    d_gamma_err: dict = field(default_factory=dict)
+
+    @property
+    def S(self) -> int:
+        return len(self.states)
+
+    @property
+    def T(self) -> int:
+        return len(self.tr_pair)
+
+    @property
+    def tr_state(self) -> np.ndarray:
+        return self.pair_state[self.tr_pair]
+
+
+def _reachable(case):
+    """Non-terminal states reachable from the start's support over the structural support."""
+    seen = set()
+    stack = [s for s in case.rho0 if s not in case.terminal]
+    seen.update(stack)
+    while stack:
+        s = stack.pop()
+        pi = case.pi[s]
+        for a in case.actions[s]:
+            if a not in pi:
+                continue
+            for s2 in case.P[s].get(a, ()):
+                if s2 not in seen and s2 not in case.terminal:
+                    seen.add(s2)
+                    stack.append(s2)
+    return [s for s in case.states if s in seen]  # in the case's order
+
+
+def compile_chain(case, kind: str = "exact") -> PointChain:
+    """The case at its point as a :class:`PointChain`.
+
+    ``kind`` "exact" raises :class:`Irrational` when some value or derivative at the point is
+    irrational; "float" evaluates in ball arithmetic and rounds to float64 with bounds.
+    Raises :class:`NotFinite` when a value is not finite (or beyond float64 in "float").
+    """
+    ev = PointEvaluator(case.parameters, case.point, "exact" if kind == "exact" else "ball")
+    states = _reachable(case)
+    sidx = {s: i for i, s in enumerate(states)}
+    pair_state, pair_action, tr_pair, tr_next = [], [], [], []
+    vals = {"rho0": [], "pi": [], "P": [], "r": []}
+    ders = {k: ([], [], []) for k in vals}
+
+    def add(name, expr, position):
+        v, g = ev.eval(expr)
+        vals[name].append(v)
+        if g:
+            di, dp, dv = ders[name]
+            for j, x in g.items():
+                di.append(position)
+                dp.append(j)
+                dv.append(x)
+
+    rho = [None] * len(states)
+    rho_idx = []
+    for s, e in case.rho0.items():
+        if s in sidx:
+            rho_idx.append((sidx[s], e))
+    zero_expr = None
+    for s in states:
+        i = sidx[s]
+        pi, P, R = case.pi[s], case.P[s], case.r[s]
+        for a in case.actions[s]:
+            pe = pi.get(a)
+            if pe is None:
+                continue
+            k = len(pair_state)
+            pair_state.append(i)
+            pair_action.append(a)
+            add("pi", pe, k)
+            ra = R.get(a, {})
+            for s2, Pe in P.get(a, {}).items():
+                t = len(tr_pair)
+                tr_pair.append(k)
+                tr_next.append(sidx.get(s2, -1))
+                add("P", Pe, t)
+                re = ra.get(s2)
+                if re is None:
+                    if zero_expr is None:
+                        import sympy
+
+                        zero_expr = sympy.Integer(0)
+                    re = zero_expr
+                add("r", re, t)
+    # start: a dense vector over the chain's states
+    for i, e in rho_idx:
+        v, g = ev.eval(e)
+        rho[i] = v
+        for j, x in g.items():
+            ders["rho0"][0].append(i)
+            ders["rho0"][1].append(j)
+            ders["rho0"][2].append(x)
+    # start states outside the chain (terminal) still move the start family only through V = 0
+    gv, gg = ev.eval(case.gamma)
+    zero = ev._num(__import__("flint").fmpq(0))
+    rho = [zero if x is None else x for x in rho]
+
+    def coo(name):
+        di, dp, dv = ders[name]
+        return Coo(np.asarray(di, dtype=np.int64), np.asarray(dp, dtype=np.int64), dv)
+
+    chain = PointChain(
+        kind="exact", states=states, n=len(case.parameters), parameters=case.parameter_names,
+        pair_state=np.asarray(pair_state, dtype=np.int64), pair_action=pair_action,
+        tr_pair=np.asarray(tr_pair, dtype=np.int64), tr_next=np.asarray(tr_next, dtype=np.int64),
+        rho0=rho, pi=vals["pi"], P=vals["P"], r=vals["r"], gamma=gv,
+        d_rho0=coo("rho0"), d_pi=coo("pi"), d_P=coo("P"), d_r=coo("r"), d_gamma=dict(gg),
+        horizon=case.horizon,
+    )
+    if kind == "exact":
+        return chain
+    return _to_float(chain)
+
+
+def _floats(values):
+    mids = np.empty(len(values))
+    errs = np.empty(len(values))
+    for k, x in enumerate(values):
+        mids[k], errs[k] = to_float(x)
+    return mids, errs
+
+
+def _to_float(ch: PointChain) -> PointChain:
+    """Round every ball to float64, keeping a bound on each entry's error."""
+    errors = {}
+    out = {}
+    for name in ("rho0", "pi", "P", "r"):
+        out[name], errors[name] = _floats(getattr(ch, name))
+    g, errors["gamma"] = to_float(ch.gamma)
+    coos = {}
+    for name in ("d_rho0", "d_pi", "d_P", "d_r"):
+        c = getattr(ch, name)
+        v, e = _floats(c.val)
+        coos[name] = Coo(c.idx, c.par, v, e)
+    dg, dge = {}, {}
+    for j, x in ch.d_gamma.items():
+        dg[j], dge[j] = to_float(x)
+    return PointChain(
+        kind="float", states=ch.states, n=ch.n, parameters=ch.parameters, pair_state=ch.pair_state,
+        pair_action=ch.pair_action, tr_pair=ch.tr_pair, tr_next=ch.tr_next, rho0=out["rho0"], pi=out["pi"],
+        P=out["P"], r=out["r"], gamma=g, d_rho0=coos["d_rho0"], d_pi=coos["d_pi"], d_P=coos["d_P"],
+        d_r=coos["d_r"], d_gamma=dg, horizon=ch.horizon, errors=errors, d_gamma_err=dge,
+    )
