@@ -1,6 +1,7 @@
 """``check``: one public function over the three engines, with one result type."""
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,12 +16,20 @@ from .engines import ENGINES
 from .engines.base import EngineResult
 from .errors import EngineError, PgVerifyError, UsageError
 from .model import Case
-from .terms import acts_only_through_the_action, deterministic_policy_gradient, family_reports
+from .pointroute import choose_route, compare_pair, run_matrix, trajectory_too_large
+from .terms import FamilyReport, REPORTED_FAMILIES, acts_only_through_the_action, deterministic_policy_gradient, family_reports
 
-__all__ = ["check", "Result", "Quantity", "EXPRESSION_LIMIT"]
+__all__ = ["check", "Result", "Quantity", "EXPRESSION_LIMIT", "MODES"]
+
+#: What ``check(mode=...)`` accepts: "auto" chooses; "at-point" chooses among the point's number
+#: systems; "exact" and "certified" force one.
+MODES = ("auto", "symbolic", "at-point", "exact", "certified")
 
 #: Longest expression string put in a result (longer ones are left out: null).
 EXPRESSION_LIMIT = 20_000
+#: Longest exact value (digits) printed in a result; longer ones are left out (null), their float
+#: and 50 digits kept (an exact value of a 1000-state chain can have tens of thousands of digits).
+VALUE_LIMIT = 2_000
 
 
 @dataclass
@@ -33,9 +42,14 @@ class Quantity:
     sympy_expression: sympy.Expr | None = field(default=None, repr=False)
     sympy_value: sympy.Expr | None = field(default=None, repr=False)
     digits: str | None = None  # the value to 50 significant digits
+    #: certified mode: a rigorous bound on |float - exact value| (the exact value is not known)
+    bound: float | None = None
 
     def to_dict(self):
-        return {"expression": self.expression, "value": self.value, "float": self.float}
+        out = {"expression": self.expression, "value": self.value, "float": self.float}
+        if self.bound is not None:
+            out["bound"] = self.bound
+        return out
 
 
 @dataclass
@@ -73,6 +87,12 @@ class Result:
     monte_carlo: object = None
     #: tool name -> the report of an external cross-check (``pgverify check --cross-check storm``)
     cross_check: dict = field(default_factory=dict)
+    #: why this mode (number system) was chosen
+    mode_reason: str | None = None
+    #: certified mode: rigorous bounds on |float - exact| of the objective and the gradient
+    bound: dict | None = None
+    #: when the tangent engine ran along random directions instead of one column per parameter
+    tangent: dict | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -103,6 +123,9 @@ class Result:
             "dpg_check": self.dpg_check,
             **({"monte_carlo": self.monte_carlo.to_dict()} if self.monte_carlo is not None else {}),
             **({"cross_check": self.cross_check} if self.cross_check else {}),
+            "mode_reason": self.mode_reason,
+            **({"bound": self.bound} if self.bound is not None else {}),
+            **({"tangent": self.tangent} if self.tangent is not None else {}),
         }
 
     def gradient_floats(self) -> list[float]:
@@ -112,6 +135,19 @@ class Result:
 def proof_name(mode: str) -> str:
     """The proof that an exact zero test in this algebra's mode gives."""
     return {"symbolic": "symbolic", "exact-at-point": "exact-at-point"}.get(mode, "numeric-50-digits")
+
+
+class _int_digits_unlimited:
+    """Lift Python's limit on printing integers of more than 4300 digits for one printing."""
+
+    def __enter__(self):
+        self.old = getattr(sys, "get_int_max_str_digits", lambda: None)()
+        if self.old is not None:
+            sys.set_int_max_str_digits(0)
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            sys.set_int_max_str_digits(self.old)
 
 
 def _quantity(alg: Algebra, x, symbolic: bool) -> Quantity:
@@ -140,8 +176,12 @@ def _quantity(alg: Algebra, x, symbolic: bool) -> Quantity:
             except Exception:  # simplification is cosmetic
                 pass
             num = sympy.N(exact, NUMERIC_DIGITS)
-        s = str(exact)
-        value = s if len(s) <= EXPRESSION_LIMIT else None
+        if exact.is_Rational and (abs(int(exact.p)).bit_length() + int(exact.q).bit_length()) > 3.33 * VALUE_LIMIT:
+            s = None  # longer than the limit: not printed (Python refuses to print ints over 4300 digits)
+        else:
+            with _int_digits_unlimited():
+                s = str(exact)
+        value = s if s is not None and len(s) <= EXPRESSION_LIMIT else None
     digits = sympy.N(num, TOLERANCE_DIGITS)
     return Quantity(expr_str, value, float(num), expr, exact, str(digits))
 
@@ -202,60 +242,114 @@ def check(
         case = load_case(case)
     if at:
         case = case.at(at)
-    if mode not in ("auto", "symbolic", "at-point"):
-        raise UsageError(f"unknown mode {mode!r}: use 'auto', 'symbolic' or 'at-point'")
+    if mode not in MODES:
+        raise UsageError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
     unknown = [e for e in engines if e not in ENGINES]
     if unknown:
         raise UsageError(f"unknown engine(s) {', '.join(unknown)}: choose from {', '.join(ENGINES)}")
     chosen = choose_mode(case) if mode == "auto" else mode
     warnings = [w.format(case.source) for w in case.warnings]
-    try:
-        alg = Algebra(case, "symbolic" if chosen == "symbolic" else "at-point")
-    except ValueError as exc:
-        if mode == "symbolic":
-            raise PgVerifyError(f"{case.name}: cannot build symbolic expressions: {exc}") from None
-        warnings.append(f"symbolic expressions not built ({exc}); computed at the point")
-        alg = Algebra(case, "at-point")
     names = case.parameter_names
+    alg = None
+    if chosen == "symbolic":
+        try:
+            alg = Algebra(case, "symbolic")
+            route = "symbolic"
+            reason = ("asked for (--symbolic)" if mode == "symbolic" else
+                      f"{len(names)} parameters and {len(case.nonterminal)} non-terminal states: "
+                      "expressions in theta")
+        except ValueError as exc:
+            if mode == "symbolic":
+                raise PgVerifyError(f"{case.name}: cannot build symbolic expressions: {exc}") from None
+            warnings.append(f"symbolic expressions not built ({exc}); computed at the point")
+            chosen = "at-point"
+    chain = None
+    if chosen != "symbolic":
+        route, reason, chain = choose_route(case, "auto" if chosen == "at-point" else chosen)
+        if route == "numeric":
+            alg = Algebra(case, "numeric")
+        elif route == "exact":
+            alg = Algebra(case, "exact-at-point")
     results: dict[str, EngineResult] = {}
     not_run: dict[str, str] = {}
-    order = ["bellman"] + [e for e in engines if e != "bellman"]
-    for name in order:
-        try:
-            results[name] = ENGINES[name](case, alg, force=force, limit=trajectory_limit)
-        except EngineError as exc:
-            not_run[name] = str(exc)
-    for name in ENGINES:
-        if name not in order:
-            not_run[name] = "not requested"
-    comparisons, agree, proof = compare(alg, results, names, families=True)
-    symbolic = alg.mode == "symbolic"
-    ref = results["bellman"]
-    objective = _quantity(alg, ref.J, symbolic)
-    gradient = {p: _quantity(alg, ref.grad[j], symbolic) for j, p in enumerate(names)}
-    terms = family_reports(case, alg, ref.families, lambda x: _quantity(alg, x, symbolic))
-    misses = {p: _quantity(alg, ref.grad[j] - ref.families["policy"][j], symbolic) for j, p in enumerate(names)}
+    bounds = None
+    if route in ("symbolic", "numeric"):
+        order = ["bellman"] + [e for e in engines if e != "bellman"]
+        for name in order:
+            try:
+                results[name] = ENGINES[name](case, alg, force=force, limit=trajectory_limit)
+            except EngineError as exc:
+                not_run[name] = str(exc)
+        for name in ENGINES:
+            if name not in order:
+                not_run[name] = "not requested"
+        comparisons, agree, proof = compare(alg, results, names, families=True)
+    else:
+        results = run_matrix(chain)
+        ref_name = "bellman" if results["bellman"].grad is not None else "occupancy"
+        comparisons = compare_pair(alg, results, names)
+        if "trajectory" not in engines:
+            not_run["trajectory"] = "not requested"
+        elif route == "certified":
+            not_run["trajectory"] = ("the case is computed in float64 with certified bounds; the trajectory "
+                                     "sum runs only in exact or 60-digit arithmetic")
+        elif trajectory_too_large(chain):
+            not_run["trajectory"] = trajectory_too_large(chain)
+        else:
+            try:
+                results["trajectory"] = ENGINES["trajectory"](case, alg, force=force, limit=trajectory_limit)
+            except EngineError as exc:
+                not_run["trajectory"] = str(exc)
+            if "trajectory" in results:
+                more, _, _ = compare(alg, {ref_name: results[ref_name], "trajectory": results["trajectory"]},
+                                     names, reference=ref_name, families=True)
+                comparisons += more
+        agree = all(c.ok for c in comparisons)
+        proof = "exact-at-point" if route == "exact" else "certified"
+        # the tangent engine along random directions gives no per-parameter gradient: the adjoint's is reported
+        results = {"bellman": results["bellman"], **{k: v for k, v in results.items() if k != "bellman"}}
+    symbolic = route == "symbolic"
+    ref_name = "bellman" if results["bellman"].grad is not None else "occupancy"
+    ref = results[ref_name]
     dpg, dpg_check = {}, None
-    values = deterministic_policy_gradient(case, alg, results.get("occupancy"))
-    if values is not None:
-        dpg = {p: _quantity(alg, values[j], symbolic) for j, p in enumerate(names)}
-        if acts_only_through_the_action(case):
-            pairs = [(values[j], ref.families["dynamics"][j] + ref.families["reward"][j]) for j in range(len(names))]
-            diffs = [alg.at_point(a - b)[1] for a, b in pairs]
-            same = all(alg.is_zero(a - b) for a, b in pairs) if alg.mode != "numeric" else all(
-                abs(x) <= sympy.Float(10) ** (-TOLERANCE_DIGITS) for x in diffs)
-            dpg_check = {"equals": "dynamics + reward families", "agree": bool(same),
-                         "proof": (proof_name(alg.mode) if same else None),
-                         "max_difference": float(max((abs(x) for x in diffs), default=0))}
-            agree = agree and bool(same)
+    if route == "certified":
+        objective, gradient, terms, misses, bounds = _certified_outputs(chain, ref, names)
+        if case.mu is not None:
+            warnings.append("the deterministic policy gradient is not computed in certified mode")
+    else:
+        objective = _quantity(alg, ref.J, symbolic)
+        gradient = {p: _quantity(alg, ref.grad[j], symbolic) for j, p in enumerate(names)}
+        terms = family_reports(case, alg, ref.families, lambda x: _quantity(alg, x, symbolic))
+        misses = {p: _quantity(alg, ref.grad[j] - ref.families["policy"][j], symbolic)
+                  for j, p in enumerate(names)}
+        occ = results.get("occupancy")
+        if case.mu is not None and occ is not None and "weights" not in occ.info:
+            occ = ENGINES["occupancy"](case, alg)  # the DPG reads the occupancy engine's weights
+        values = deterministic_policy_gradient(case, alg, occ)
+        if values is not None:
+            dpg = {p: _quantity(alg, values[j], symbolic) for j, p in enumerate(names)}
+            if acts_only_through_the_action(case):
+                pairs = [(values[j], ref.families["dynamics"][j] + ref.families["reward"][j])
+                         for j in range(len(names))]
+                diffs = [alg.at_point(a - b)[1] for a, b in pairs]
+                same = all(alg.is_zero(a - b) for a, b in pairs) if alg.mode != "numeric" else all(
+                    abs(x) <= sympy.Float(10) ** (-TOLERANCE_DIGITS) for x in diffs)
+                dpg_check = {"equals": "dynamics + reward families", "agree": bool(same),
+                             "proof": (proof_name(alg.mode) if same else None),
+                             "max_difference": float(max((abs(x) for x in diffs), default=0))}
+                agree = agree and bool(same)
     methods: dict = {}
     for name in ENGINES:
         res = results.get(name)
         if res is None:
             methods[name] = None
-            continue
-        ralg = res.algebra or alg
-        methods[name] = {p: _quantity(ralg, res.grad[j], False).float for j, p in enumerate(names)}
+        elif res.grad is None:  # the tangent along random directions
+            methods[name] = {p: None for p in names}
+        elif route == "certified":
+            methods[name] = {p: float(res.grad[j].v) for j, p in enumerate(names)}
+        else:
+            ralg = res.algebra or alg
+            methods[name] = {p: _quantity(ralg, res.grad[j], False).float for j, p in enumerate(names)}
     truncation = {}
     for name, res in results.items():
         if not res.exact:
@@ -266,13 +360,22 @@ def check(
     tolerance = None
     if proof == "numeric-50-digits":
         tolerance = f"relative 1e-{TOLERANCE_DIGITS} ({NUMERIC_DIGITS}-digit arithmetic)"
+    elif proof == "certified":
+        tolerance = "within the sum of the two engines' certified bounds (float64, rigorous error bounds)"
+    tangent = None
+    if "directions" in results["bellman"].info:
+        tangent = {"form": "random directions", "directions": len(results["bellman"].info["directions"]),
+                   "entries": "integers uniform in [-2^20, 2^20], seed 0",
+                   "why": "one tangent column per parameter is over the work budget; the adjoint gives the "
+                          "full gradient and the tangent checks it along each direction"}
     at_str = {p.name: str(case.point[p]) for p in case.parameters}
     result = Result(
         case=case.name, parameters=names, at=at_str, objective=objective, gradient=gradient,
-        methods=methods, not_run=not_run, agree=agree, proof=proof, verified=verified, mode=alg.mode,
+        methods=methods, not_run=not_run, agree=agree, proof=proof, verified=verified, mode=(alg.mode if alg is not None else "certified"),
         tolerance=tolerance, comparisons=comparisons, engines=results, truncation=truncation,
         warnings=warnings, seconds=time.perf_counter() - t0, algebra=alg, source=case.source,
         terms=terms, score_function_misses=misses, dpg=dpg, dpg_check=dpg_check,
+        mode_reason=reason, bound=bounds, tangent=tangent,
     )
     if monte_carlo is not None and not names:
         result.warnings.append("the case has no parameters, so there is no gradient to sample: "
@@ -284,3 +387,51 @@ def check(
         result.verified = result.verified and result.monte_carlo.consistent
         result.seconds = time.perf_counter() - t0
     return result
+
+
+def _certified_outputs(chain, ref, names):
+    """Objective, gradient, families and bounds of a certified (float64) result."""
+    from .pointroute import certified_value
+
+    def q(x):
+        v, e = certified_value(x)
+        return Quantity(None, None, v, bound=e)
+
+    objective = q(ref.J)
+    gradient = {p: q(ref.grad[j]) for j, p in enumerate(names)}
+    coo = {"start": chain.d_rho0, "policy": chain.d_pi, "dynamics": chain.d_P, "reward": chain.d_r}
+    terms = {}
+    for f in REPORTED_FAMILIES + (("discount",) if chain.d_gamma else ()):
+        entries = coo.get(f)
+        pointwise = (not chain.d_gamma) if f == "discount" else len(entries) == 0
+        witness = None
+        if not pointwise:
+            witness = (f"d gamma/d{names[next(iter(chain.d_gamma))]} != 0" if f == "discount" else
+                       f"d {_place(chain, f, int(entries.idx[0]))}/d{names[int(entries.par[0])]} = "
+                       f"{float(entries.val[0]):.6g} at the point")
+        report = FamilyReport(f, pointwise, witness)
+        for j, p in enumerate(names):
+            v, e = certified_value(ref.families[f][j])
+            report.contribution[p] = {"expression": None, "identically_zero": pointwise,
+                                      "zero_at_point": pointwise or (v == 0.0 and e == 0.0),
+                                      "value": None, "float": v, "bound": e}
+        terms[f] = report
+    misses = {}
+    for j, p in enumerate(names):
+        x = ref.grad[j] - ref.families["policy"][j]
+        misses[p] = q(x)
+    bounds = {"objective": objective.bound, "gradient": {p: g.bound for p, g in gradient.items()}}
+    return objective, gradient, terms, misses, bounds
+
+
+def _place(chain, family, k):
+    """A readable name of entry k of a family's ingredient."""
+    if family == "start":
+        return f"rho0({chain.states[k]})"
+    if family == "policy":
+        return f"pi({chain.pair_action[k]}|{chain.states[chain.pair_state[k]]})"
+    pair = int(chain.tr_pair[k])
+    s, a = chain.states[chain.pair_state[pair]], chain.pair_action[pair]
+    nxt = int(chain.tr_next[k])
+    s2 = chain.states[nxt] if nxt >= 0 else "(terminal)"
+    return f"P({s2}|{s},{a})" if family == "dynamics" else f"r({s},{a},{s2})"

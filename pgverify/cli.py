@@ -54,6 +54,11 @@ def main():
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per case (a list for several).")
 @click.option("--symbolic", "force_symbolic", is_flag=True, help="Build full symbolic expressions in theta.")
 @click.option("--at-point", "force_point", is_flag=True, help="Work at the parameter point only (no expressions).")
+@click.option("--exact", "force_exact", is_flag=True,
+              help="At the point, in exact rationals (refused, with the reason, where the point is irrational "
+                   "or the case over the exact budget).")
+@click.option("--certified", "force_certified", is_flag=True,
+              help="At the point, in float64 with a rigorous bound on every result.")
 @click.option("--no-mc", is_flag=True, help="Skip the Monte Carlo checks.")
 @click.option("--episodes", type=click.IntRange(min=16), default=10_000, show_default=True,
               help="Episodes sampled for the Monte Carlo checks.")
@@ -65,12 +70,15 @@ def main():
 @click.option("--force", is_flag=True, help="Enumerate trajectories even beyond the default limit.")
 @click.option("--cross-check", "cross_check", type=click.Choice(["storm"]), default=None,
               help="Compare J(theta) with Storm's exact parametric model checker (extra 'storm').")
-def check_command(cases, at, as_json, force_symbolic, force_point, no_mc, episodes, seed, estimators, plot_path,
-                  force, cross_check):
+def check_command(cases, at, as_json, force_symbolic, force_point, force_exact, force_certified, no_mc, episodes,
+                  seed, estimators, plot_path, force, cross_check):
     """Compute J(theta) and its gradient with three exact engines and prove that they agree."""
-    if force_symbolic and force_point:
-        _fail("--symbolic and --at-point exclude each other")
-    mode = "symbolic" if force_symbolic else "at-point" if force_point else "auto"
+    given = [flag for flag, on in (("--symbolic", force_symbolic), ("--at-point", force_point),
+                                   ("--exact", force_exact), ("--certified", force_certified)) if on]
+    if len(given) > 1:
+        _fail(f"{' and '.join(given)} exclude each other")
+    mode = ("symbolic" if force_symbolic else "at-point" if force_point else "exact" if force_exact
+            else "certified" if force_certified else "auto")
     at_values = _parse_at(at)
     chosen = [e.strip() for e in estimators.split(",") if e.strip()]
     unknown = [e for e in chosen if e not in ESTIMATORS]
@@ -167,7 +175,10 @@ def render_summary(res: Result, console: Console) -> None:
     if res.objective.expression is not None:
         console.print(f"J(theta) = {res.objective.expression}", markup=False)
     value = res.objective.value if res.objective.value is not None else res.objective.digits
-    console.print(f"J = {value}  (~ {res.objective.float:.12g})", markup=False)
+    if res.objective.bound is not None:
+        console.print(f"J = {res.objective.float:.17g} +/- {res.objective.bound:.3g} (certified bound)", markup=False)
+    else:
+        console.print(f"J = {value}  (~ {res.objective.float:.12g})", markup=False)
     if res.mode == "symbolic":
         for p, q in res.gradient.items():
             console.print(f"dJ/d{p} = {q.expression if q.expression is not None else '(too long; see --json)'}", markup=False)
@@ -182,13 +193,22 @@ def render_summary(res: Result, console: Console) -> None:
     table.add_column("float")
     for name in ("bellman", "trajectory", "occupancy"):
         table.add_column(name)
-    for p, q in res.gradient.items():
-        cells = [p] + ([] if long_values else [q.value if q.value is not None else "-"]) + [f"{q.float:.12g}"]
+    shown = list(res.gradient.items())
+    if len(shown) > 40:
+        shown = shown[:40]
+    for p, q in shown:
+        exact_cell = q.value if q.value is not None else (f"+/- {q.bound:.2g}" if q.bound is not None else "-")
+        cells = [p] + ([] if long_values else [exact_cell]) + [f"{q.float:.12g}"]
         for name in ("bellman", "trajectory", "occupancy"):
             m = res.methods.get(name)
-            cells.append(f"{m[p]:.10g}" if m is not None else "not run")
+            cells.append("not run" if m is None else "(directions)" if m[p] is None else f"{m[p]:.10g}")
         table.add_row(*cells)
     console.print(table)
+    if len(res.gradient) > len(shown):
+        console.print(f"({len(res.gradient) - len(shown)} more parameters: see --json)", markup=False)
+    if res.tangent is not None:
+        console.print(f"bellman (tangent): along {res.tangent['directions']} random directions "
+                      f"({res.tangent['entries']}): {res.tangent['why']}", markup=False)
     for name, reason in res.not_run.items():
         console.print(f"[yellow]{name}: not run[/]: {escape(reason)}")
     for name, t in res.truncation.items():
@@ -206,7 +226,8 @@ def render_summary(res: Result, console: Console) -> None:
     ran = [n for n, m in res.methods.items() if m is not None]
     how = {"symbolic": "the differences are zero as rational functions of theta (symbolic)",
            "exact-at-point": "the differences are exactly zero at the point (exact rationals)",
-           "numeric-50-digits": f"the differences are below {res.tolerance}"}.get(res.proof, res.proof)
+           "numeric-50-digits": f"the differences are below {res.tolerance}",
+           "certified": f"the results agree {res.tolerance}"}.get(res.proof, res.proof)
     if failed:
         for c in failed:
             console.print(f"[bold red]disagreement[/]: {c.engines[0]} vs {c.engines[1]} on {c.quantity}: "
@@ -219,7 +240,7 @@ def render_summary(res: Result, console: Console) -> None:
                       + ("agrees with pgverify as a rational function and at the point" if agree else
                          f"[bold red]disagrees[/] with pgverify (difference {cc['difference']}, "
                          f"{cc['storm_value']} vs {cc['pgverify_value']} at the point)"), markup=not agree)
-    console.print(f"mode: {res.mode}; {res.seconds:.2f} s")
+    console.print(f"mode: {res.mode} ({res.mode_reason}); {res.seconds:.2f} s", markup=False)
 
 
 class _progress_bar:

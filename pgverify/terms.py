@@ -93,9 +93,9 @@ def _nonzero_derivative(case, family):
     """A witness that some per-step derivative of the family is not identically zero, or None."""
     params = set(case.parameters)
     for place, e in _ingredients(case, family):
-        for p in case.parameters:
-            if p not in e.free_symbols or p not in params:
-                continue
+        if e.is_number:
+            continue
+        for p in sorted(e.free_symbols & params, key=case.parameters.index):
             d = sympy.diff(e, p)
             if d != 0 and sympy.simplify(d) != 0:
                 what = f"d log {place}" if family in ("start", "policy", "dynamics") else f"d {place}"

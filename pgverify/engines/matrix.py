@@ -46,9 +46,12 @@ __all__ = ["tangent", "adjoint", "MatrixSolution", "solve_values", "random_direc
 
 #: Largest chain solved exactly with a dense rational matrix (about 0.8 s at 1000 states).
 EXACT_DENSE_LIMIT = 2000
-#: Most work (columns x transitions x steps) for a tangent with one column per parameter;
+#: Most work for a tangent with one column per parameter (columns x parameters x transitions x
+#: steps, or x states^2 for an exact solve: about 2 microseconds a unit in exact rationals);
 #: beyond it the tangent runs along random directions.
-TANGENT_WORK_LIMIT = {"exact": 2e6, "float": 3e8}
+TANGENT_WORK_LIMIT = {"exact": 1e5, "float": 1e7}
+#: Chains up to this many states are solved by a sparse LU in float64, larger ones by GMRES.
+SPLU_STATES = 3000
 #: How many random directions, and the range of their integer entries.
 DIRECTIONS = 2
 DIRECTION_RANGE = 2**20
@@ -311,12 +314,34 @@ class _FloatSolver:
         S = pc.S
         live = np.nonzero(pc.live)[0]
         vals = pc.gamma.v * pc.piP.v[live]
-        A = sp.identity(S, format="csc") - sp.csc_matrix((vals, (pc.tr_state[live], pc.tr_next[live])), shape=(S, S))
-        try:
-            self.lu = splu(A.tocsc())
-        except RuntimeError as exc:  # exactly singular in float64
-            raise Uncertified(f"the linear system I - gamma P_pi is singular in float64 ({exc})") from None
+        A = sp.identity(S, format="csr") - sp.csr_matrix((vals, (pc.tr_state[live], pc.tr_next[live])), shape=(S, S))
+        self.A = A
+        self.lu = None
+        if S <= SPLU_STATES:
+            try:
+                self.lu = splu(A.tocsc())
+            except RuntimeError as exc:  # exactly singular in float64
+                raise Uncertified(f"the linear system I - gamma P_pi is singular in float64 ({exc})") from None
         self.kappa = self._kappa()
+
+    def raw_solve(self, rhs: np.ndarray, transpose=False) -> np.ndarray:
+        """A solution in float64 (not yet certified): sparse LU, or GMRES on large chains (a sparse
+        LU of a random graph fills in: 91 s at 10^4 states), each column on its own."""
+        if self.lu is not None:
+            return self.lu.solve(rhs, trans="T" if transpose else "N")
+        from scipy.sparse.linalg import gmres
+
+        A = self.A.T.tocsr() if transpose else self.A
+        cols = rhs.reshape(len(rhs), -1)
+        out = np.empty_like(cols)
+        for c in range(cols.shape[1]):
+            b = cols[:, c]
+            if not np.any(b):
+                out[:, c] = 0.0
+                continue
+            x, _info = gmres(A, b, rtol=1e-13, atol=0.0, restart=60, maxiter=30)  # certified below
+            out[:, c] = x
+        return out.reshape(rhs.shape)
 
     def _residual(self, x: np.ndarray, b: Bounded, transpose=False) -> Bounded:
         """b - A x (or b - A^T x) with a bound, for an exact float array x."""
@@ -331,7 +356,9 @@ class _FloatSolver:
         bounds = []
         if g_up < 1:
             bounds.append(1.0 / (1.0 - g_up) * (1 + 4 * ROUND))
-        w = self.lu.solve(np.ones(pc.S))
+            if bounds[0] <= 1e3:  # good enough: no extra solve for a sharper kappa
+                return bounds[0]
+        w = self.raw_solve(np.ones(pc.S))
         if np.all(np.isfinite(w)) and np.all(w > 0):
             Aw = self._residual(w, Bounded(np.zeros(pc.S)))  # = -A w
             lower = -(Aw.v) - np.broadcast_to(Aw.e, Aw.v.shape)
@@ -345,8 +372,7 @@ class _FloatSolver:
 
     def solve(self, b: Bounded, transpose=False) -> Bounded:
         """The solution with a certified bound: uniform |x - x_exact| <= bound (1-norm when transposed)."""
-        rhs = b.v
-        x = self.lu.solve(rhs, trans="T" if transpose else "N")
+        x = self.raw_solve(b.v, transpose)
         if not np.all(np.isfinite(x)):
             raise Uncertified("the float64 solve overflowed")
         res = self._residual(x, b, transpose)
