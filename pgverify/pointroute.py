@@ -157,23 +157,23 @@ def compare_pair(alg, results, names):
     tan, adj = results["bellman"], results["occupancy"]
     out = []
     ok, proof, diff = _pair_ok(alg, adj.J, tan.J)
-    out.append(Comparison(("occupancy", "bellman"), "J", ok, proof, diff))
+    out.append(Comparison(("bellman", "occupancy"), "J", ok, proof, diff))
     if tan.grad is not None:
         for j, p in enumerate(names):
             ok, proof, diff = _pair_ok(alg, adj.grad[j], tan.grad[j])
-            out.append(Comparison(("occupancy", "bellman"), f"d/d{p}", ok, proof, diff))
+            out.append(Comparison(("bellman", "occupancy"), f"d/d{p}", ok, proof, diff))
         for f in FAMILIES:
             for j, p in enumerate(names):
                 ok, proof, diff = _pair_ok(alg, adj.families[f][j], tan.families[f][j])
-                out.append(Comparison(("occupancy", "bellman"), f"{f} d/d{p}", ok, proof, diff))
+                out.append(Comparison(("bellman", "occupancy"), f"{f} d/d{p}", ok, proof, diff))
         return out
     for k, v in enumerate(tan.info["directions"]):
         along = _dot(adj.grad, v)
         ok, proof, diff = _pair_ok(alg, along, tan.info["directional"][k])
-        out.append(Comparison(("occupancy", "bellman"), f"d/dv{k + 1}", ok, proof, diff))
+        out.append(Comparison(("bellman", "occupancy"), f"d/dv{k + 1}", ok, proof, diff))
         for f in FAMILIES:
             ok, proof, diff = _pair_ok(alg, _dot(adj.families[f], v), tan.info["directional_families"][k][f])
-            out.append(Comparison(("occupancy", "bellman"), f"{f} d/dv{k + 1}", ok, proof, diff))
+            out.append(Comparison(("bellman", "occupancy"), f"{f} d/dv{k + 1}", ok, proof, diff))
     return out
 
 

@@ -90,6 +90,9 @@ class PointEvaluator:
         self._cache: dict = {}
         self._given = point
         self._point = {}  # parameter -> its value in this number system (on first use)
+        # at an irrational point (theta = log 2) sympy's own substitution may still give rationals
+        # (exp(log 2) = 2): then an expression that fails here is substituted and differentiated by sympy
+        self._sympy_fallback = kind == "exact" and any(not point[p].is_Rational for p in self.params)
 
     # -- numbers ---------------------------------------------------------------------
     def _constant(self, e: sympy.Expr):
@@ -113,10 +116,32 @@ class PointEvaluator:
         if self.kind == "ball":
             with flint.ctx.workprec(BALL_PREC):
                 out = self._eval(e)
+        elif self._sympy_fallback:
+            try:
+                out = self._eval(e)
+            except Irrational:
+                out = self._by_substitution(e)
         else:
             out = self._eval(e)
         self._cache[e] = out
         return out
+
+    def _by_substitution(self, e):
+        """Value and gradient by sympy's substitution of the point (which simplifies exp(log 2) = 2)."""
+        point = {p: self._given[p] for p in e.free_symbols if p in self._given}
+        v = e.xreplace(point)
+        if not v.is_Rational:
+            raise Irrational(f"{e} is irrational at the point")
+        grad = {}
+        for p in e.free_symbols:
+            if p not in self.index:
+                continue
+            d = sympy.diff(e, p).xreplace(point)
+            if not d.is_Rational:
+                raise Irrational(f"a derivative of {e} is irrational at the point")
+            if d != 0:
+                grad[self.index[p]] = _fmpq(d)
+        return _fmpq(v), grad
 
     def _eval(self, e):
         hit = self._cache.get(e)
