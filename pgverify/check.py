@@ -17,7 +17,7 @@ from .engines import ENGINES
 from .engines.base import EngineResult
 from .errors import EngineError, PgVerifyError, UsageError
 from .model import Case
-from .printing import element_string, exact_float, exact_normal, omit_long
+from .printing import FACTOR_TERMS, element_string, element_terms, exact_float, exact_normal, omit_long
 from .terms import acts_only_through_the_action, deterministic_policy_gradient, family_reports
 
 __all__ = ["check", "Result", "Quantity", "EXPRESSION_LIMIT"]
@@ -181,7 +181,8 @@ def _quantity(alg: Algebra, x, symbolic: bool) -> Quantity:
     value = None
     if exact is not None:
         if not exact.is_Rational:
-            exact = exact_normal(exact)
+            if alg.mode != "symbolic" or element_terms(alg, x) <= FACTOR_TERMS:
+                exact = exact_normal(exact)  # exact rewrites only, and only on small values
             num = exact_float(exact, NUMERIC_DIGITS)
         value = str(exact)
     digits = sympy.N(num, TOLERANCE_DIGITS)

@@ -10,8 +10,8 @@ Expressions
 Values
     An exact value at the point is printed as computed.  It is never replaced by a number that
     merely looks close (``sympy.nsimplify`` guesses a closed form from a 15-digit float: it turns
-    sigmoid(75) into 1 and exp(-100) into 0).  Small irrational values are put in a normal form by
-    exact, value-preserving rewrites only (``cancel``, ``radsimp``).
+    sigmoid(75) into 1 and exp(-100) into 0).  Small algebraic values are put in a normal form by
+    exact, value-preserving rewrites only (``cancel``, ``radsimp``); others are left as computed.
 Floats
     The float of an exact irrational value is evaluated with sympy's adaptive evalf in strict mode:
     the working precision is raised until the requested digits are correct.
@@ -26,8 +26,8 @@ from sympy.core.evalf import PrecisionExhausted
 
 from . import flintfield
 
-__all__ = ["FACTOR_TERMS", "FACTOR_OPS", "element_string", "exact_normal", "exact_float", "omit_long",
-           "omitted_note"]
+__all__ = ["FACTOR_TERMS", "FACTOR_OPS", "element_string", "element_terms", "exact_normal", "exact_float",
+           "omit_long", "omitted_note"]
 
 #: at most this many terms (numerator plus denominator) and a sympy expression is built and factored
 FACTOR_TERMS = 400
@@ -71,7 +71,8 @@ def generator_names(alg) -> list[str]:
     return names
 
 
-def _terms(alg, x) -> int:
+def element_terms(alg, x) -> int:
+    """The number of terms of a symbolic-mode element's numerator and denominator together."""
     if isinstance(alg.domain, flintfield.FlintField):
         return len(x.n) + len(x.d)
     return len(x.numer) + len(x.denom)
@@ -89,7 +90,7 @@ def element_string(alg, x) -> tuple[str, sympy.Expr | None]:
     Large ones (more than :data:`FACTOR_TERMS` terms): printed from the polynomials, and the sympy
     form is left to be built on demand (None).
     """
-    if _terms(alg, x) <= FACTOR_TERMS or not isinstance(alg.domain, flintfield.FlintField):
+    if element_terms(alg, x) <= FACTOR_TERMS or not isinstance(alg.domain, flintfield.FlintField):
         expr = alg.to_expr(x)
         try:
             if sympy.count_ops(expr) < FACTOR_OPS:
@@ -104,20 +105,39 @@ def element_string(alg, x) -> tuple[str, sympy.Expr | None]:
     return f"({num})/({_poly_string(x.d, names)})", None
 
 
+def _algebraic(v: sympy.Expr) -> bool:
+    """A number built from rationals by + - * / and rational powers (no exp, log, pi, E, ...)."""
+    return not v.atoms(sympy.Function, sympy.NumberSymbol)
+
+
 def exact_normal(v: sympy.Expr) -> sympy.Expr:
-    """A small exact value in a normal form by exact rewrites (cancel, radsimp); others as they are.
+    """A small algebraic value in a normal form by exact rewrites (cancel, radsimp); others as computed.
 
     The rewrites preserve the value: (2*sqrt(2))/(-2 + (2 - sqrt(2))**2 + sqrt(2)) becomes
-    -6 - 4*sqrt(2), and an algebraic zero becomes 0, but exp(75)/(1 + exp(75)) stays what it is.
+    -6 - 4*sqrt(2), and an algebraic zero becomes 0.  Values with exp, log, ... are left as
+    computed (``cancel`` would write exp(-1/2) as a power of exp(1/2) and blow them up), except
+    that one which evalf cannot tell from zero is tested exactly by ``cancel``.
     """
     if v.is_Rational or not v.is_number:
         return v
     try:
-        if sympy.count_ops(v) < NORMAL_OPS:
+        if sympy.count_ops(v) >= NORMAL_OPS:
+            return v
+        if _algebraic(v):
             return sympy.radsimp(sympy.cancel(v))
+        if _indistinguishable_from_zero(v) and sympy.cancel(v) == 0:
+            return sympy.Integer(0)
     except Exception:  # the normal form is cosmetic
         pass
     return v
+
+
+def _indistinguishable_from_zero(v: sympy.Expr) -> bool:
+    try:
+        v.evalf(15, strict=True, maxn=MAX_DIGITS)
+    except PrecisionExhausted:
+        return True
+    return False
 
 
 def exact_float(v: sympy.Expr, digits: int) -> sympy.Float:
