@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import sys
+import copy
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -17,6 +19,7 @@ from .engines.base import EngineResult
 from .errors import EngineError, PgVerifyError, UsageError
 from .model import Case
 from .pointroute import choose_route, compare_pair, run_matrix, trajectory_too_large
+from .printing import FACTOR_TERMS, element_string, element_terms, exact_float, exact_normal, omit_long
 from .terms import FamilyReport, REPORTED_FAMILIES, acts_only_through_the_action, deterministic_policy_gradient, family_reports
 
 __all__ = ["check", "Result", "Quantity", "EXPRESSION_LIMIT", "MODES"]
@@ -25,7 +28,9 @@ __all__ = ["check", "Result", "Quantity", "EXPRESSION_LIMIT", "MODES"]
 #: systems; "exact" and "certified" force one.
 MODES = ("auto", "symbolic", "at-point", "exact", "certified")
 
-#: Longest expression string put in a result (longer ones are left out: null).
+#: Longest expression or value string put in the JSON of an automatic-mode result (longer ones are
+#: left out: null, with an ``expression_omitted`` / ``value_omitted`` note).  With ``mode="symbolic"``
+#: (``--symbolic``) nothing is left out.
 EXPRESSION_LIMIT = 20_000
 #: Longest exact value (digits) printed in a result; longer ones are left out (null), their float
 #: and 50 digits kept (an exact value of a 1000-state chain can have tens of thousands of digits).
@@ -34,22 +39,50 @@ VALUE_LIMIT = 2_000
 
 @dataclass
 class Quantity:
-    """An exact quantity: its expression in theta (symbolic mode), its exact value at the point, its float."""
+    """An exact quantity: its expression in theta (symbolic mode), its exact value at the point, its float.
+
+    ``expression`` and ``value`` are always whole here; ``to_dict(limit)`` (the JSON) leaves out
+    strings longer than ``limit`` and says so.  ``sympy_expression`` is built on first use for
+    large expressions (they are printed from the field's polynomials, without sympy).
+    """
 
     expression: str | None
     value: str | None
     float: float
-    sympy_expression: sympy.Expr | None = field(default=None, repr=False)
+    sympy_expression: sympy.Expr | None = field(default=None, repr=False, compare=False)
     sympy_value: sympy.Expr | None = field(default=None, repr=False)
     digits: str | None = None  # the value to 50 significant digits
     #: certified mode: a rigorous bound on |float - exact value| (the exact value is not known)
     bound: float | None = None
 
-    def to_dict(self):
-        out = {"expression": self.expression, "value": self.value, "float": self.float}
+    #: builds ``sympy_expression`` on first use (large expressions); not a field
+    _build_expression = None
+
+    def to_dict(self, limit: int | None = None):
+        """``{expression, value, float}``; with ``limit``, longer strings are null and an
+        ``expression_omitted`` / ``value_omitted`` entry gives their length and how to get them."""
+        out = omit_long({"expression": self.expression, "value": self.value, "float": self.float}, limit)
         if self.bound is not None:
             out["bound"] = self.bound
         return out
+
+
+def _get_sympy_expression(self):
+    expr = self.__dict__.get("_sympy_expression")
+    if expr is None and self._build_expression is not None:
+        expr = self._build_expression()
+        self.__dict__["_sympy_expression"] = expr
+        self._build_expression = None
+    return expr
+
+
+def _set_sympy_expression(self, expr):
+    self.__dict__["_sympy_expression"] = expr
+    self._build_expression = None
+
+
+Quantity.sympy_expression = property(_get_sympy_expression, _set_sympy_expression,
+                                     doc="The expression as a sympy object (symbolic mode), else None.")
 
 
 @dataclass
@@ -93,14 +126,18 @@ class Result:
     bound: dict | None = None
     #: when the tangent engine ran along random directions instead of one column per parameter
     tangent: dict | None = None
+    #: the JSON leaves out expressions and values longer than this (None: nothing is left out,
+    #: as when symbolic expressions were asked for: ``mode="symbolic"``, ``--symbolic``)
+    expression_limit: int | None = EXPRESSION_LIMIT
 
     def to_dict(self) -> dict:
+        lim = self.expression_limit
         return {
             "case": self.case,
             "parameters": list(self.parameters),
             "at": dict(self.at),
-            "objective": self.objective.to_dict(),
-            "gradient": {p: q.to_dict() for p, q in self.gradient.items()},
+            "objective": self.objective.to_dict(lim),
+            "gradient": {p: q.to_dict(lim) for p, q in self.gradient.items()},
             "methods": {k: (dict(v) if v is not None else None) for k, v in self.methods.items()},
             "not_run": dict(self.not_run),
             "agree": self.agree,
@@ -117,9 +154,9 @@ class Result:
             "warnings": list(self.warnings),
             "seconds": round(self.seconds, 4),
             "source": self.source,
-            "terms": {f: r.to_dict() for f, r in self.terms.items()},
-            "score_function_misses": {p: q.to_dict() for p, q in self.score_function_misses.items()},
-            "deterministic_policy_gradient": ({p: q.to_dict() for p, q in self.dpg.items()} if self.dpg else None),
+            "terms": {f: r.to_dict(lim) for f, r in self.terms.items()},
+            "score_function_misses": {p: q.to_dict(lim) for p, q in self.score_function_misses.items()},
+            "deterministic_policy_gradient": ({p: q.to_dict(lim) for p, q in self.dpg.items()} if self.dpg else None),
             "dpg_check": self.dpg_check,
             **({"monte_carlo": self.monte_carlo.to_dict()} if self.monte_carlo is not None else {}),
             **({"cross_check": self.cross_check} if self.cross_check else {}),
@@ -150,40 +187,51 @@ class _int_digits_unlimited:
             sys.set_int_max_str_digits(self.old)
 
 
+#: per algebra: id(element) -> (element, symbolic, Quantity); the families, the score-function misses
+#: and the gradient are often the very same elements, printed once
+_printed: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def _quantity(alg: Algebra, x, symbolic: bool) -> Quantity:
     """The expression (symbolic mode), exact value and float of one domain element.
 
-    The float is taken from the simplified exact value where there is one, so an
-    exact 0 prints as 0.0 and not as the rounding residue of an unsimplified form.
+    The expression is printed by :func:`pgverify.printing.element_string` (small ones factored,
+    large ones straight from the field's polynomials).  The exact value is printed as computed
+    (small irrational ones in an exact normal form, never replaced by a nearby closed form), and
+    its float is evaluated from it to :data:`NUMERIC_DIGITS` correct digits.
     """
+    memo = _printed.setdefault(alg, {})
+    hit = memo.get(id(x))
+    if hit is not None and hit[0] is x and hit[1] == symbolic:
+        return copy.copy(hit[2])
     exact, num = alg.at_point(x)
-    expr_str, expr = None, None
+    expr_str, expr, build = None, None, None
     if symbolic:
-        expr = alg.to_expr(x)
-        try:
-            if sympy.count_ops(expr) < 400:
-                expr = sympy.factor(expr)
-        except Exception:  # factoring is cosmetic; keep the unfactored form
-            pass
-        s = str(expr)
-        expr_str = s if len(s) <= EXPRESSION_LIMIT else None
+        if alg.is_zero(x):
+            expr_str, expr = "0", sympy.Integer(0)
+            exact, num = sympy.Integer(0), sympy.Float(0, NUMERIC_DIGITS)
+        else:
+            expr_str, expr = element_string(alg, x)
+            if expr is None:
+                build = (lambda: alg.to_expr(x))
     value = None
     if exact is not None:
         if not exact.is_Rational:
-            try:
-                if sympy.count_ops(exact) < 200:
-                    exact = sympy.nsimplify(exact)
-            except Exception:  # simplification is cosmetic
-                pass
-            num = sympy.N(exact, NUMERIC_DIGITS)
-        if exact.is_Rational and (abs(int(exact.p)).bit_length() + int(exact.q).bit_length()) > 3.33 * VALUE_LIMIT:
-            s = None  # longer than the limit: not printed (Python refuses to print ints over 4300 digits)
+            if alg.mode != "symbolic" or element_terms(alg, x) <= FACTOR_TERMS:
+                exact = exact_normal(exact)  # exact rewrites only, and only on small values
+            num = exact_float(exact, NUMERIC_DIGITS)
+            value = str(exact)
+        elif (abs(int(exact.p)).bit_length() + int(exact.q).bit_length()) > 3.33 * VALUE_LIMIT:
+            value = None  # longer than the limit: not printed (its float and 50 digits are kept)
         else:
-            with _int_digits_unlimited():
-                s = str(exact)
-        value = s if s is not None and len(s) <= EXPRESSION_LIMIT else None
+            with _int_digits_unlimited():  # Python refuses to print ints over 4300 digits by default
+                value = str(exact)
     digits = sympy.N(num, TOLERANCE_DIGITS)
-    return Quantity(expr_str, value, float(num), expr, exact, str(digits))
+    f = float(num)
+    q = Quantity(expr_str, value, f + 0.0 if f == 0 else f, expr, exact, str(digits))
+    q._build_expression = build
+    memo[id(x)] = (x, symbolic, q)
+    return copy.copy(q)
 
 
 def check(
@@ -204,9 +252,12 @@ def check(
         A validated case, or the path of a case file.
     at : mapping, optional
         Parameter values to use instead of the case's point (names -> exact values).
-    mode : {"auto", "symbolic", "at-point"}
+    mode : {"auto", "symbolic", "at-point", "exact", "certified"}
         "auto" builds symbolic expressions for small cases with few parameters and
-        works at the point otherwise.
+        works at the point otherwise; at the point, the number system is chosen by
+        :func:`pgverify.pointroute.choose_route` (exact rationals, 60-digit reals on small
+        irrational cases, or certified float64), unless "exact" or "certified" forces one.
+        ``Result.mode_reason`` says why.
     engines : tuple of str
         Which engines to run ("bellman" always runs: it is the reference).
     force : bool
@@ -376,6 +427,7 @@ def check(
         warnings=warnings, seconds=time.perf_counter() - t0, algebra=alg, source=case.source,
         terms=terms, score_function_misses=misses, dpg=dpg, dpg_check=dpg_check,
         mode_reason=reason, bound=bounds, tangent=tangent,
+        expression_limit=None if mode == "symbolic" else EXPRESSION_LIMIT,
     )
     if monte_carlo is not None and not names:
         result.warnings.append("the case has no parameters, so there is no gradient to sample: "

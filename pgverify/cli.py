@@ -16,7 +16,7 @@ from rich.table import Table
 
 from . import __version__
 from .casefile import load_case
-from .check import Result, check
+from .check import EXPRESSION_LIMIT, Result, check
 from .montecarlo.check import NEFF_MIN
 from .montecarlo.estimators import ESTIMATORS
 from .cliutil import EXIT_INPUT, emit
@@ -173,19 +173,22 @@ def render_summary(res: Result, console: Console) -> None:
     point = ", ".join(f"{k} = {v}" for k, v in res.at.items()) or "(no parameters)"
     console.print(f"at: {point}", markup=False)
     if res.objective.expression is not None:
-        console.print(f"J(theta) = {res.objective.expression}", markup=False)
-    value = res.objective.value if res.objective.value is not None else res.objective.digits
+        console.print(f"J(theta) = {_shown(res, res.objective.expression, 'expression')}", markup=False)
+    if res.objective.value is not None and len(res.objective.value) > EXPRESSION_LIMIT:
+        value = f"{res.objective.digits} {_shown(res, res.objective.value, 'value')}"
+    else:
+        value = res.objective.value if res.objective.value is not None else res.objective.digits
     if res.objective.bound is not None:
         console.print(f"J = {res.objective.float:.17g} +/- {res.objective.bound:.3g} (certified bound)", markup=False)
     else:
         console.print(f"J = {value}  (~ {res.objective.float:.12g})", markup=False)
     if res.mode == "symbolic":
         for p, q in res.gradient.items():
-            console.print(f"dJ/d{p} = {q.expression if q.expression is not None else '(too long; see --json)'}", markup=False)
+            console.print(f"dJ/d{p} = {_shown(res, q.expression, 'expression')}", markup=False)
     long_values = any(q.value is not None and len(q.value) > 30 for q in res.gradient.values())
     if long_values:
         for p, q in res.gradient.items():
-            console.print(f"dJ/d{p} at the point = {q.value}", markup=False)
+            console.print(f"dJ/d{p} at the point = {_shown(res, q.value, 'value')}", markup=False)
     table = Table(title="gradient of J at the point")
     table.add_column("parameter")
     if not long_values:
@@ -241,6 +244,24 @@ def render_summary(res: Result, console: Console) -> None:
                          f"[bold red]disagrees[/] with pgverify (difference {cc['difference']}, "
                          f"{cc['storm_value']} vs {cc['pgverify_value']} at the point)"), markup=not agree)
     console.print(f"mode: {res.mode} ({res.mode_reason}); {res.seconds:.2f} s", markup=False)
+
+
+def _shown(res: Result, text: str | None, what: str) -> str:
+    """``text`` when it is short enough for a terminal, else where it is in full.
+
+    Expressions and values longer than :data:`EXPRESSION_LIMIT` characters are not printed in the
+    summary; the line says how long they are and where they went (``--json`` carries them in full
+    when ``--symbolic`` was given, ``pgverify derive --output`` writes them).
+    """
+    if text is None:
+        return "-"
+    if len(text) <= EXPRESSION_LIMIT:
+        return text
+    case = res.source or "CASE"
+    json_run = "--json prints it" if res.expression_limit is None else \
+        f"'pgverify check {case} --symbolic --json' prints it"
+    return (f"({what} of {len(text):,} characters, not shown here: {json_run} in full, "
+            f"'pgverify derive {case} --output FILE' writes it)")
 
 
 class _progress_bar:

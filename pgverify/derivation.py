@@ -16,6 +16,7 @@ import sympy
 
 from .check import Result, check
 from .model import DETERMINISTIC_ACTION, Case
+from .printing import exact_normal
 
 __all__ = ["Derivation", "derive", "TRAJECTORY_TABLE_LIMIT", "EQUATION_STATE_LIMIT"]
 
@@ -148,7 +149,7 @@ def _trajectory_rows(case: Case) -> list:
     rows = []
 
     def val(e):
-        return sympy.nsimplify(e.xreplace(pt)) if e.free_symbols else e
+        return exact_normal(e.xreplace(pt)) if e.free_symbols else e
 
     def dlog(e, p):
         if p not in e.free_symbols:
@@ -161,8 +162,8 @@ def _trajectory_rows(case: Case) -> list:
     while stack:
         s, t, path, prob, R, score, gt = stack.pop()
         if s in case.terminal or (case.horizon is not None and t >= case.horizon):
-            rows.append(TrajectoryRow(" ".join(path), sympy.nsimplify(prob), sympy.nsimplify(R),
-                                      {p.name: sympy.nsimplify(x) for p, x in score.items()}))
+            rows.append(TrajectoryRow(" ".join(path), exact_normal(prob), exact_normal(R),
+                                      {p.name: exact_normal(x) for p, x in score.items()}))
             continue
         for a in case.actions[s]:
             if a not in case.pi[s]:

@@ -72,7 +72,18 @@ class FlintField:
         return self._poly_to_sympy(x.n) / self._poly_to_sympy(x.d)
 
     def evaluate(self, x: "RF", values) -> Fraction:
-        """x at rational values of the generators (a list of Fractions, in order)."""
+        """x at rational values of the generators (a list of Fractions, in order).
+
+        In C (python-flint's ``fmpq_mpoly``) where available: the Python loop over the terms
+        took half a second on the benchmark chain's gradient (N = 100, k = 2).
+        """
+        if hasattr(flint, "fmpq_mpoly"):
+            vs = [flint.fmpq(int(v.numerator), int(v.denominator)) for v in values]
+            den = flint.fmpq_mpoly(x.d)(*vs)
+            if den == 0:
+                raise ZeroDivisionError("the denominator vanishes at the point")
+            r = flint.fmpq_mpoly(x.n)(*vs) / den
+            return Fraction(int(r.p), int(r.q))
         return _eval(x.n, values) / _eval(x.d, values)
 
 

@@ -70,6 +70,11 @@ class TextWriter(_Writer):
     def value(self, x):
         return sympy.sstr(x) if isinstance(x, sympy.Basic) else str(x)
 
+    def expr(self, q):
+        """A quantity's expression in theta: its string (large ones are printed from the field,
+        without building a sympy expression), or None outside symbolic mode."""
+        return q.expression
+
 
 class MarkdownWriter(TextWriter):
     def heading(self, level, title):
@@ -90,6 +95,9 @@ class MarkdownWriter(TextWriter):
 
     def value(self, x):
         return f"${sympy.latex(x)}$" if isinstance(x, sympy.Basic) else str(x)
+
+    def expr(self, q):
+        return q.sympy_expression if q.expression is not None else None
 
 
 def _tex_escape(text: str) -> str:
@@ -131,6 +139,9 @@ class LatexWriter(_Writer):
     def value(self, x):
         return f"${sympy.latex(x)}$" if isinstance(x, sympy.Basic) else _tex_escape(str(x))
 
+    def expr(self, q):
+        return q.sympy_expression if q.expression is not None else None
+
     def text(self) -> str:
         return "\n".join(self.parts + ["", r"\end{document}"]) + "\n"
 
@@ -158,9 +169,10 @@ def _objective(w, d: Derivation) -> None:
     w.equations([(e.lhs, e.rhs) for e in d.bellman] + [(d.objective.lhs, d.objective.rhs)])
     for note in d.notes:
         w.para(note)
-    if res.objective.sympy_expression is not None:
+    expr = w.expr(res.objective)
+    if expr is not None:
         w.para("Solved exactly:")
-        w.equations([(sympy.Symbol("J"), res.objective.sympy_expression)])
+        w.equations([(sympy.Symbol("J"), expr)])
     w.para(f"At the point: J = {res.objective.value if res.objective.value is not None else res.objective.digits}"
            f" (about {res.objective.float:.12g}).")
 
@@ -250,7 +262,7 @@ def _occupancy(w, d: Derivation) -> None:
 def _gradient(w, d: Derivation) -> None:
     res, v = d.result, w.value
     w.heading(w.level + 1, "5. The gradient, and the agreement of the three engines")
-    rows = [[p, v(q.sympy_expression) if q.sympy_expression is not None else "-", _shortq(q)]
+    rows = [[p, v(w.expr(q)) if q.expression is not None else "-", _shortq(q)]
             for p, q in res.gradient.items()]
     w.table(["parameter", "dJ/dtheta", "at the point"], rows)
     ran = [n for n, m in res.methods.items() if m is not None]

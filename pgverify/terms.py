@@ -39,6 +39,7 @@ import sympy
 
 from .algebra import Algebra
 from .engines.base import FAMILIES
+from .printing import element_string, omit_long
 
 __all__ = ["FamilyReport", "family_reports", "SCORE_FAMILIES", "REPORTED_FAMILIES"]
 
@@ -61,12 +62,14 @@ class FamilyReport:
     #: why the contribution vanishes although the pointwise derivatives do not
     identity: str | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self, limit: int | None = None) -> dict:
+        """The JSON form; with ``limit``, expressions and values longer than that are left out (and
+        the contribution says so: ``expression_omitted`` / ``value_omitted``)."""
         return {
             "pointwise_zero": self.pointwise_zero,
             "witness": self.witness,
             "identity": self.identity,
-            "contribution": {p: dict(c) for p, c in self.contribution.items()},
+            "contribution": {p: omit_long(dict(c), limit) for p, c in self.contribution.items()},
         }
 
 
@@ -89,17 +92,43 @@ def _ingredients(case, family):
     return out
 
 
-def _nonzero_derivative(case, family):
-    """A witness that some per-step derivative of the family is not identically zero, or None."""
+def _nonzero_derivative(case, alg: Algebra, family):
+    """A witness that some per-step derivative of the family is not identically zero, or None.
+
+    The derivatives are the algebra's own (``alg.d``, the ones the engines used): in symbolic
+    mode they are exact rational functions, so a derivative is zero exactly when the field says
+    so.  At the point, a derivative that is not zero there is a witness; one that is zero at the
+    point is a witness when ``sympy.diff`` does not give 0 (a structural test: no ``simplify``).
+    Stops at the first witness.
+    """
+    log_family = family in ("start", "policy", "dynamics")
     params = set(case.parameters)
     for place, e in _ingredients(case, family):
-        if e.is_number:
+        moving = e.free_symbols & params
+        if not moving:
             continue
-        for p in sorted(e.free_symbols & params, key=case.parameters.index):
+        ds = alg.d(e)
+        for j, p in enumerate(alg.params):
+            if p not in moving:
+                continue
+            what = f"d log {place}" if log_family else f"d {place}"
+            if alg.mode == "symbolic":
+                if alg.is_zero(ds[j]):
+                    continue
+                y = ds[j]
+                if log_family and not alg.is_zero(alg.of(e)):
+                    y = y / alg.of(e)
+                return f"{what}/d{p.name} = {element_string(alg, y)[0]}"
+            if not alg.is_zero(ds[j]):
+                y = ds[j]
+                if log_family and not alg.is_zero(alg.of(e)):
+                    y = y / alg.of(e)
+                exact, num = alg.at_point(y)
+                shown = str(exact) if exact is not None else str(sympy.N(num, 15))
+                return f"{what}/d{p.name} = {shown} at the point"
             d = sympy.diff(e, p)
-            if d != 0 and sympy.simplify(d) != 0:
-                what = f"d log {place}" if family in ("start", "policy", "dynamics") else f"d {place}"
-                return f"{what}/d{p.name} = {sympy.simplify(d / e) if what.startswith('d log') else d}"
+            if d != 0:
+                return f"{what}/d{p.name} = {d / e if log_family else d} (zero at the point, not identically)"
     return None
 
 
@@ -151,7 +180,7 @@ def family_reports(case, alg: Algebra, families: dict, quantity) -> dict[str, Fa
     for f in FAMILIES:
         if f not in REPORTED_FAMILIES and not (f == "discount" and gamma_moves):
             continue
-        witness = _nonzero_derivative(case, f)
+        witness = _nonzero_derivative(case, alg, f)
         report = FamilyReport(f, witness is None, witness)
         all_zero = True
         for j, p in enumerate(names):

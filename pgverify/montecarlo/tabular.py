@@ -13,6 +13,7 @@ import numpy as np
 import sympy
 
 from ..model import Case
+from ..printing import exact_float, exact_normal
 
 __all__ = ["TabularMDP", "tabulate"]
 
@@ -43,7 +44,7 @@ class TabularMDP:
 
 def _num(e, point) -> float:
     v = e.xreplace(point) if e.free_symbols else e
-    return float(sympy.N(v, 30))
+    return float(exact_float(sympy.sympify(v), 30))
 
 
 def _exact(e, point):
@@ -53,11 +54,11 @@ def _exact(e, point):
     import mpmath
 
     v = e.xreplace(point) if e.free_symbols else e
-    v = sympy.nsimplify(v) if not v.is_Rational and v.is_number and sympy.count_ops(v) < 50 else v
+    v = exact_normal(v)  # exact rewrites only: never a nearby closed form (nsimplify made sigmoid(75) 1)
     if v.is_Rational:
         return Fraction(int(v.p), int(v.q))
     with mpmath.workdps(50):
-        return mpmath.mpf(str(sympy.N(v, 55)))
+        return mpmath.mpf(str(exact_float(v, 55)))
 
 
 def _is_mpf(x) -> bool:
