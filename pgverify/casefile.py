@@ -126,7 +126,7 @@ def _read_text(path) -> str:
         raise CaseFileError([Problem("file not found", hint="Check the path")], path=str(path)) from None
     except OSError as exc:
         raise CaseFileError([Problem(f"cannot read the file ({exc})")], path=str(path)) from None
-    with os.fdopen(fd, "rb") as fh:
+    try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             what = ("a directory" if stat.S_ISDIR(info.st_mode) else "a pipe" if stat.S_ISFIFO(info.st_mode)
@@ -140,6 +140,10 @@ def _read_text(path) -> str:
                                          f"{limit // 10**6} MB for a case file",
                                          hint="A tabular case of 10**5 states and 10**6 transitions is about "
                                               "27 MB; remove long comments or split the case")], path=str(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as fh:
         try:
             data = fh.read(limit + 1)
         except OSError as exc:
@@ -1117,6 +1121,9 @@ def _rational_sum(values):
             return None
         q = e.q
         by_denominator[q] = by_denominator.get(q, 0) + e.p
+    if len(by_denominator) == 1:
+        (q, p), = by_denominator.items()
+        return Fraction(p, q)
     return sum((Fraction(p, q) for q, p in by_denominator.items()), Fraction(0))
 
 
