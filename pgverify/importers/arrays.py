@@ -60,7 +60,9 @@ def _as_array(x, name: str, problems: list) -> np.ndarray | None:
         arr = np.asarray(x)
     except ValueError:
         arr = None
-    if arr is None or (arr.dtype == object and any(isinstance(e, (list, tuple, np.ndarray)) for e in arr.flat)):
+    # (the types of an object array's entries, each looked at once: an array of 10**7 Fractions has one)
+    if arr is None or (arr.dtype == object
+                       and any(issubclass(t, (list, tuple, np.ndarray)) for t in set(map(type, arr.flat)))):
         problems.append(Problem("not a rectangular array (rows of different lengths)", key=name,
                                 hint="Give a numpy array, or nested lists of equal lengths"))
         return None
@@ -233,7 +235,15 @@ def arrays_to_dict(P, R, *, layout: str = "mdptoolbox", mu=None, gamma=1, horizo
 
     # 2. Every entry: finite, non-negative (rows with a bad entry are not read further).
     bad_rows = set()
-    for i, x in np.ndenumerate(Pa):
+    if Pa.dtype.kind in "biuf":  # numbers: only the bad entries are looked at one by one
+        candidates = np.argwhere(~np.isfinite(Pa) | (Pa < 0)) if Pa.dtype.kind == "f" else np.argwhere(Pa < 0)
+    else:  # objects (Fractions, ...): a zero is a valid probability; the rest one by one
+        try:
+            candidates = np.argwhere(np.asarray(Pa != 0, dtype=bool))
+        except (TypeError, ValueError):  # an entry that does not compare with 0
+            candidates = np.argwhere(np.ones(Pa.shape, dtype=bool))
+    for i in map(tuple, candidates.tolist()):
+        x = Pa[i]
         exact, _ = Rationaliser._exact(x)
         if exact is None or exact < 0:
             where = ", ".join(map(str, i))
