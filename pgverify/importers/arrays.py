@@ -25,6 +25,7 @@ defined).
 """
 from __future__ import annotations
 
+from collections import Counter
 from fractions import Fraction
 from numbers import Integral
 from typing import Mapping, Sequence
@@ -86,7 +87,7 @@ def _names(given, n, prefix, what, problems) -> list[str]:
         problems.append(Problem(f"{len(names)} {what} names for {n} {what}s", key=f"{what}s",
                                 given=", ".join(names[:8]) + (", ..." if len(names) > 8 else "")))
         return [f"{prefix}{k}" for k in range(n)]
-    dup = sorted({x for x in names if names.count(x) > 1})
+    dup = sorted(x for x, k in Counter(names).items() if k > 1)
     if dup:
         problems.append(Problem(f"duplicate {what} name(s) {', '.join(map(repr, dup))}", key=f"{what}s",
                                 hint=f"Give every {what} its own name"))
