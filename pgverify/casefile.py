@@ -953,7 +953,7 @@ class _Builder:
                         r_of_a.setdefault(s, {})[s2] = v
                         if mu is not None and s in mu:
                             v = v.subs(a_sym, mu[s])
-                    elif v.free_symbols and pi_sym in v.free_symbols:
+                    elif not v.is_Rational and pi_sym in v.free_symbols:
                         v = v.subs(pi_sym, pi[s].get(a, ZERO))
                     if not _is_zero(v):
                         r[s][a][s2] = v
@@ -1123,7 +1123,7 @@ def _rational_sum(values):
         by_denominator[q] = by_denominator.get(q, 0) + e.p
     if len(by_denominator) == 1:
         (q, p), = by_denominator.items()
-        return Fraction(p, q)
+        return 1 if p == q else Fraction(p, q)
     return sum((Fraction(p, q) for q, p in by_denominator.items()), Fraction(0))
 
 
