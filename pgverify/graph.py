@@ -1,7 +1,7 @@
 """Views of a case as a graph: the support graph, reachability, properness, path counts.
 
-The functions work on a compact edge list (state indices in numpy arrays) and
-``scipy.sparse.csgraph``, built once per case and kind of support and kept with the
+The functions work on a compact edge list (state indices in numpy arrays, searched
+breadth-first a whole frontier at a time), built once per case and kind of support and kept with the
 case (cases are immutable), so that they take seconds at 10**5 states and 10**6
 transitions and a repeated call is a lookup.  :func:`support_graph` still gives the
 networkx multigraph for callers that want one.
@@ -70,21 +70,30 @@ class _Edges:
         self._reach = None
 
     def closure(self, seeds, reverse: bool = False) -> np.ndarray:
-        """A boolean mask of the states reachable from ``seeds`` (the seeds included)."""
-        from scipy.sparse import csr_matrix
-        from scipy.sparse.csgraph import breadth_first_order
+        """A boolean mask of the states reachable from ``seeds`` (the seeds included).
 
-        mask = np.zeros(self.n, dtype=bool)
-        seeds = np.asarray(seeds, dtype=np.int64)
-        if len(seeds) == 0:
-            return mask
-        # one search from a virtual state n with an edge to every seed
+        A breadth-first search in numpy, one whole frontier per step, on the edges sorted by
+        their origin (compressed rows).
+        """
         src, dst = (self.dst, self.src) if reverse else (self.src, self.dst)
-        rows = np.concatenate([src, np.full(len(seeds), self.n, dtype=np.int64)])
-        cols = np.concatenate([dst, seeds])
-        m = csr_matrix((np.ones(len(rows), dtype=np.int32), (rows, cols)), shape=(self.n + 1, self.n + 1))
-        order = breadth_first_order(m, self.n, directed=True, return_predecessors=False)
-        mask[order[order < self.n]] = True
+        order = np.argsort(src, kind="stable")
+        targets = dst[order]
+        starts = np.searchsorted(src[order], np.arange(self.n + 1))
+        mask = np.zeros(self.n, dtype=bool)
+        frontier = np.unique(np.asarray(seeds, dtype=np.int64))
+        mask[frontier] = True
+        while frontier.size:
+            lo, hi = starts[frontier], starts[frontier + 1]
+            counts = hi - lo
+            total = int(counts.sum())
+            if not total:
+                break
+            # the positions lo[k] .. hi[k] - 1 of every frontier state, in one array
+            offsets = np.repeat(lo - (np.cumsum(counts) - counts), counts)
+            nxt = targets[offsets + np.arange(total)]
+            nxt = np.unique(nxt[~mask[nxt]])
+            mask[nxt] = True
+            frontier = nxt
         return mask
 
     def reachable(self) -> np.ndarray:
