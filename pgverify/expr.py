@@ -103,7 +103,7 @@ def parse_expression(
     ExpressionError
         If the text is not in the language; the message names the offending part.
     """
-    names = dict(names or {})
+    names = names if names is not None else {}  # only read: no copy (a tabular case has 10**5 names)
     if not isinstance(text, str):
         return exact_number(text)
     src = text.strip()

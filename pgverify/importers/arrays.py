@@ -25,6 +25,7 @@ defined).
 """
 from __future__ import annotations
 
+from collections import Counter
 from fractions import Fraction
 from numbers import Integral
 from typing import Mapping, Sequence
@@ -60,7 +61,9 @@ def _as_array(x, name: str, problems: list) -> np.ndarray | None:
         arr = np.asarray(x)
     except ValueError:
         arr = None
-    if arr is None or (arr.dtype == object and any(isinstance(e, (list, tuple, np.ndarray)) for e in arr.flat)):
+    # (the types of an object array's entries, each looked at once: an array of 10**7 Fractions has one)
+    if arr is None or (arr.dtype == object
+                       and any(issubclass(t, (list, tuple, np.ndarray)) for t in set(map(type, arr.flat)))):
         problems.append(Problem("not a rectangular array (rows of different lengths)", key=name,
                                 hint="Give a numpy array, or nested lists of equal lengths"))
         return None
@@ -84,7 +87,7 @@ def _names(given, n, prefix, what, problems) -> list[str]:
         problems.append(Problem(f"{len(names)} {what} names for {n} {what}s", key=f"{what}s",
                                 given=", ".join(names[:8]) + (", ..." if len(names) > 8 else "")))
         return [f"{prefix}{k}" for k in range(n)]
-    dup = sorted({x for x in names if names.count(x) > 1})
+    dup = sorted(x for x, k in Counter(names).items() if k > 1)
     if dup:
         problems.append(Problem(f"duplicate {what} name(s) {', '.join(map(repr, dup))}", key=f"{what}s",
                                 hint=f"Give every {what} its own name"))
@@ -233,7 +236,15 @@ def arrays_to_dict(P, R, *, layout: str = "mdptoolbox", mu=None, gamma=1, horizo
 
     # 2. Every entry: finite, non-negative (rows with a bad entry are not read further).
     bad_rows = set()
-    for i, x in np.ndenumerate(Pa):
+    if Pa.dtype.kind in "biuf":  # numbers: only the bad entries are looked at one by one
+        candidates = np.argwhere(~np.isfinite(Pa) | (Pa < 0)) if Pa.dtype.kind == "f" else np.argwhere(Pa < 0)
+    else:  # objects (Fractions, ...): a zero is a valid probability; the rest one by one
+        try:
+            candidates = np.argwhere(np.asarray(Pa != 0, dtype=bool))
+        except (TypeError, ValueError):  # an entry that does not compare with 0
+            candidates = np.argwhere(np.ones(Pa.shape, dtype=bool))
+    for i in map(tuple, candidates.tolist()):
+        x = Pa[i]
         exact, _ = Rationaliser._exact(x)
         if exact is None or exact < 0:
             where = ", ".join(map(str, i))
