@@ -34,11 +34,11 @@ SMALL_NUMERIC = {"transitions": 300, "parameters": 64}
 #: solve at 1000 states, and the tangent's right-hand sides carry V's large denominators).
 EXACT_AUTO_STATES = 300
 #: Exact arithmetic with a horizon: most transition-steps (horizon x transitions).
-EXACT_HORIZON_WORK = 5e6
+EXACT_HORIZON_WORK = 1e5
 #: The trajectory sum is tried only up to this many reachable transitions (and horizon x transitions).
 TRAJECTORY_TRANSITIONS = 2_000
 #: With cycles and no horizon the sum is cut and only bounded: tried up to this many transitions.
-CYCLIC_TRAJECTORY_TRANSITIONS = 200
+CYCLIC_TRAJECTORY_TRANSITIONS = 64
 
 
 def choose_route(case, mode: str):
