@@ -243,6 +243,7 @@ def check(
     force: bool = False,
     trajectory_limit: int | None = None,
     monte_carlo: dict | None = None,
+    progress=None,
 ) -> Result:
     """Compute J and grad J exactly with every engine, and prove that they agree.
 
@@ -262,6 +263,9 @@ def check(
         Which engines to run ("bellman" always runs: it is the reference).
     force : bool
         Enumerate trajectories even when there are more than the limit.
+    progress : callable, optional
+        Called with the name of each phase as it starts (the CLI shows it on standard error);
+        ``check`` itself never prints.
     monte_carlo : dict, optional
         Sample and test the estimators: keywords of
         :func:`pgverify.montecarlo.check.monte_carlo` (``episodes``, ``seed``, ``estimators``,
@@ -302,7 +306,13 @@ def check(
     warnings = [w.format(case.source) for w in case.warnings]
     names = case.parameter_names
     alg = None
+    say = progress or (lambda phase: None)
     if chosen == "symbolic":
+        too_big = symbolic_out_of_reach(case)
+        if too_big:
+            raise UsageError(f"{case.name}: symbolic expressions are out of reach: {too_big}; use --at-point "
+                             "(exact rationals or certified float64 at the point)")
+        say("building the rational function field")
         try:
             alg = Algebra(case, "symbolic")
             route = "symbolic"
@@ -316,6 +326,7 @@ def check(
             chosen = "at-point"
     chain = None
     if chosen != "symbolic":
+        say("compiling the chain at the point")
         route, reason, chain = choose_route(case, "auto" if chosen == "at-point" else chosen)
         if route == "numeric":
             alg = Algebra(case, "numeric")
@@ -336,6 +347,7 @@ def check(
                 not_run[name] = "not requested"
         comparisons, agree, proof = compare(alg, results, names, families=True)
     else:
+        say(f"solving: tangent and adjoint engines ({route})")
         results = run_matrix(chain)
         ref_name = "bellman" if results["bellman"].grad is not None else "occupancy"
         comparisons = compare_pair(alg, results, names)
@@ -359,6 +371,7 @@ def check(
         proof = "exact-at-point" if route == "exact" else "certified"
         # the tangent engine along random directions gives no per-parameter gradient: the adjoint's is reported
         results = {"bellman": results["bellman"], **{k: v for k, v in results.items() if k != "bellman"}}
+    say("the families and the output")
     symbolic = route == "symbolic"
     ref_name = "bellman" if results["bellman"].grad is not None else "occupancy"
     ref = results[ref_name]
@@ -441,10 +454,29 @@ def check(
     elif monte_carlo is not None:
         from .montecarlo.check import monte_carlo as run_monte_carlo
 
+        say("Monte Carlo")
         result.monte_carlo = run_monte_carlo(case, result, **monte_carlo)
         result.verified = result.verified and result.monte_carlo.consistent
         result.seconds = time.perf_counter() - t0
     return result
+
+
+#: Symbolic expressions are refused up front beyond these sizes (the rational functions grow
+#: with the states and the parameters: the chain N = 300, k = 4 runs out of 8 GB).
+SYMBOLIC_LIMITS = {"states": 2000, "parameters": 64, "state_steps": 100_000}
+
+
+def symbolic_out_of_reach(case) -> str | None:
+    """Why symbolic expressions cannot be built in reasonable time and memory, or None."""
+    n, S = len(case.parameters), len(case.nonterminal)
+    if n > SYMBOLIC_LIMITS["parameters"]:
+        return f"{n} parameters (the limit is {SYMBOLIC_LIMITS['parameters']})"
+    if S > SYMBOLIC_LIMITS["states"]:
+        return f"{S} non-terminal states (the limit is {SYMBOLIC_LIMITS['states']})"
+    if case.horizon is not None and case.horizon * S > SYMBOLIC_LIMITS["state_steps"]:
+        return (f"horizon x states = {case.horizon} x {S} (the limit is "
+                f"{SYMBOLIC_LIMITS['state_steps']:,})")
+    return None
 
 
 #: Most entries of one dense Monte Carlo table (states x actions x states x parameters).

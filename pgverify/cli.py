@@ -99,10 +99,11 @@ def check_command(cases, at, as_json, force_symbolic, force_point, force_exact, 
     for case in loaded:
         try:
             mc = None if no_mc else {"episodes": episodes, "seed": seed, "estimators": tuple(chosen)}
-            with _progress_bar(mc is not None and episodes > 100_000, f"sampling {case.name}") as progress:
+            with _progress_bar(mc is not None and episodes > 100_000, f"sampling {case.name}") as progress, \
+                    _phase_status(case.name) as phase:
                 if mc is not None:
                     mc["progress"] = progress
-                res = check(case, at=at_values or None, mode=mode, force=force, monte_carlo=mc)
+                res = check(case, at=at_values or None, mode=mode, force=force, monte_carlo=mc, progress=phase)
             if cross_check == "storm":
                 from .crosscheck import storm_cross_check
 
@@ -262,6 +263,45 @@ def _shown(res: Result, text: str | None, what: str) -> str:
         f"'pgverify check {case} --symbolic --json' prints it"
     return (f"({what} of {len(text):,} characters, not shown here: {json_run} in full, "
             f"'pgverify derive {case} --output FILE' writes it)")
+
+
+class _phase_status:
+    """A transient spinner on standard error naming the phase of a check, shown once the check has
+    run for a second (rich prints nothing when standard error is not a terminal)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.phase = "starting"
+        self.status = None
+
+    def __enter__(self):
+        import threading
+
+        self.lock = threading.Lock()
+        self.timer = threading.Timer(1.0, self._show)
+        self.timer.daemon = True
+        self.timer.start()
+        return self._update
+
+    def _show(self):
+        with self.lock:
+            if self.status is None and self.phase is not None:  # None: the check has ended
+                self.status = Console(stderr=True).status(f"{self.name}: {self.phase}")
+                self.status.start()
+
+    def _update(self, phase: str):
+        with self.lock:
+            self.phase = phase
+            if self.status is not None:
+                self.status.update(f"{self.name}: {phase}")
+
+    def __exit__(self, *exc):
+        self.timer.cancel()
+        with self.lock:
+            if self.status is not None:
+                self.status.stop()
+                self.status = None
+            self.phase = None
 
 
 class _progress_bar:
