@@ -184,10 +184,15 @@ def compile_chain(case, kind: str = "exact") -> PointChain:
 
 
 def _floats(values):
+    """Midpoints and error bounds; an exact value shared by many entries is converted once."""
     mids = np.empty(len(values))
     errs = np.empty(len(values))
+    seen: dict = {}  # by identity: the evaluator returns one object per distinct expression
     for k, x in enumerate(values):
-        mids[k], errs[k] = to_float(x)
+        hit = seen.get(id(x))
+        if hit is None:
+            hit = seen[id(x)] = to_float(x)
+        mids[k], errs[k] = hit
     return mids, errs
 
 

@@ -192,7 +192,8 @@ def _dot(values, v):
 
 
 def _err(x) -> float:
-    return float(x.e) if np.ndim(x.e) == 0 else float(np.max(x.e))
+    e = x.e
+    return float(e) if e.ndim == 0 else float(np.max(e))
 
 
 def certified_value(x) -> tuple[float, float]:

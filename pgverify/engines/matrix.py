@@ -566,6 +566,14 @@ def _col_rho(pc):
     return _col(pc.rho0) if isinstance(pc.rho0, Bounded) else pc.rho0[:, None]
 
 
+def _split(ops, arr) -> list:
+    """An (n,) array of results as a list of scalars (Bounded scalars in float)."""
+    if ops.kind == "exact":
+        return list(arr)
+    e = np.broadcast_to(arr.e, arr.v.shape)
+    return [Bounded.scalar(v, x) for v, x in zip(arr.v.tolist(), e.tolist())]
+
+
 def _sum_families(ops, fam):
     out = ops.scalar_zero()
     for f in FAMILIES:
@@ -605,8 +613,11 @@ def adjoint(chain: PointChain, *, solution=None) -> EngineResult:
         _contract(chain, pc, w, Q, target, V_next, fam, H is None)
     start = _start_grad(chain, pc, V0)
     fam["start"] = start
-    families = {f: [fam[f][j] for j in range(n)] for f in FAMILIES}
-    grad = [_sum_families(ops, {f: families[f][j] for f in FAMILIES}) for j in range(n)]
+    total = fam["start"]
+    for f in FAMILIES[1:]:
+        total = total + fam[f]
+    families = {f: _split(ops, fam[f]) for f in FAMILIES}
+    grad = _split(ops, total)
     info = {"implementation": f"sparse matrices ({'exact rationals' if ops.kind == 'exact' else 'float64, certified'})",
             "form": "discounted occupancy" if H is None else "time-indexed", "states": pc.S}
     return EngineResult("occupancy", J, grad, families, info=info)

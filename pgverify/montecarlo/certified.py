@@ -66,6 +66,14 @@ class Bounded:
         self.e = np.zeros_like(self.v) if e is None else np.asarray(e, dtype=float)
 
     @classmethod
+    def scalar(cls, v: float, e: float) -> "Bounded":
+        """A 0-d Bounded from a float and its bound (no array checks: for many scalars)."""
+        out = cls.__new__(cls)
+        out.v = np.float64(v)
+        out.e = np.float64(e)
+        return out
+
+    @classmethod
     def of(cls, x):
         """Exact numbers (Fraction, mpmath mpf, or object arrays of them) rounded to float64."""
         try:
