@@ -25,6 +25,7 @@ from typing import Any, Mapping
 import sympy
 import yaml
 
+from .gcpause import gc_paused
 from .errors import CaseFileError, ExpressionError, Problem
 from .expr import FUNCTIONS, exact_number, parse_expression
 from .model import DETERMINISTIC_ACTION, Case
@@ -162,19 +163,12 @@ def _read_text(path) -> str:
 
 def case_from_yaml(text: str, *, source: str | None = None) -> Case:
     """Parse and validate a case from YAML text (``source`` is used in messages)."""
-    # Millions of small objects are made and kept here: the cyclic garbage collector would
-    # walk them again and again (a third of the time at 10**6 transitions) and finds nothing.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():  # millions of small objects are made and kept (see pgverify.gcpause)
         root = _compose(text, source)
         if root is None:
             raise CaseFileError([Problem("the file is empty", hint="A case needs at least name, states, "
                                          "actions, start, policy and transitions")], path=source)
         return _Builder(root, source).build()
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _compose(text: str, source) -> Node | None:

@@ -16,6 +16,7 @@ from .casefile import load_case
 from .compare import TOLERANCE_DIGITS, compare
 from .engines import ENGINES
 from .engines.base import EngineResult
+from .gcpause import gc_paused
 from .errors import EngineError, PgVerifyError, UsageError
 from .model import Case
 from .pointroute import choose_route, compare_pair, run_matrix, trajectory_too_large
@@ -292,6 +293,11 @@ def check(
     >>> res.verified, res.proof
     (True, 'symbolic')
     """
+    with gc_paused():  # results of large cases are millions of small objects (see pgverify.gcpause)
+        return _check(case, at, mode, engines, force, trajectory_limit, monte_carlo, progress)
+
+
+def _check(case, at, mode, engines, force, trajectory_limit, monte_carlo, progress) -> Result:
     t0 = time.perf_counter()
     if not isinstance(case, Case):
         case = load_case(case)

@@ -41,6 +41,10 @@ def _parse_at(items) -> dict:
     return out
 
 
+#: Beyond this many parameters in all, --json is printed compact (one line) and streamed.
+COMPACT_JSON_PARAMETERS = 1000
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pgverify")
 def main():
@@ -128,7 +132,14 @@ def check_command(cases, at, as_json, force_symbolic, force_point, force_exact, 
             _fail(str(exc))
     if as_json:
         data = [r.to_dict() for r in results]
-        click.echo(json.dumps(data[0] if len(data) == 1 else data, indent=2))
+        payload = data[0] if len(data) == 1 else data
+        if sum(len(r.parameters) for r in results) > COMPACT_JSON_PARAMETERS:
+            # hundreds of MB at 10^5 parameters: streamed, on one line, instead of built as one string
+            json.dump(payload, sys.stdout, separators=(",", ":"))
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        else:
+            click.echo(json.dumps(payload, indent=2))
     else:
         console = Console(highlight=False)
         for res in results:

@@ -193,7 +193,7 @@ def _dot(values, v):
 
 def _err(x) -> float:
     e = x.e
-    return float(e) if e.ndim == 0 else float(np.max(e))
+    return float(e) if np.ndim(e) == 0 else float(np.max(e))
 
 
 def certified_value(x) -> tuple[float, float]:

@@ -3,8 +3,8 @@ r"""Values and first derivatives of a case's expressions at the parameter point.
 Forward-mode differentiation on the expression tree (Griewank & Walther 2008, *Evaluating
 Derivatives*, ch. 3): every node gives its value at the point and its gradient as a sparse
 map ``{parameter index: partial derivative}``.  Each distinct sub-expression is evaluated once
-(a cache keyed by the sympy object, which the case shares between entries with the same
-text), so a tabular case costs one visit per distinct node, not a sympy ``diff`` and a
+(a cache keyed by the object's identity: the case shares one sympy object between the entries
+with the same text), so a tabular case costs one visit per distinct node, not a sympy ``diff`` and a
 substitution per entry and parameter.
 
 Two number systems:
@@ -110,9 +110,9 @@ class PointEvaluator:
     # -- the walk --------------------------------------------------------------------
     def eval(self, e: sympy.Expr):
         """(value, {j: d value / d theta_j}) of ``e`` at the point (zero partials left out)."""
-        hit = self._cache.get(e)
-        if hit is not None:
-            return hit
+        hit = self._cache.get(id(e))
+        if hit is not None and hit[0] is e:
+            return hit[1]
         if self.kind == "ball":
             with flint.ctx.workprec(BALL_PREC):
                 out = self._eval(e)
@@ -123,7 +123,7 @@ class PointEvaluator:
                 out = self._by_substitution(e)
         else:
             out = self._eval(e)
-        self._cache[e] = out
+        self._cache[id(e)] = (e, out)
         return out
 
     def _by_substitution(self, e):
@@ -144,11 +144,13 @@ class PointEvaluator:
         return _fmpq(v), grad
 
     def _eval(self, e):
-        hit = self._cache.get(e)
-        if hit is not None:
-            return hit
+        # keyed by identity (the case shares one object per distinct text; equal objects made
+        # apart are evaluated again), the object kept with its value so that its id stays its own
+        hit = self._cache.get(id(e))
+        if hit is not None and hit[0] is e:
+            return hit[1]
         out = self._node(e)
-        self._cache[e] = out
+        self._cache[id(e)] = (e, out)
         return out
 
     def _node(self, e):

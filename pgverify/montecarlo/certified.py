@@ -67,10 +67,11 @@ class Bounded:
 
     @classmethod
     def scalar(cls, v: float, e: float) -> "Bounded":
-        """A 0-d Bounded from a float and its bound (no array checks: for many scalars)."""
+        """A scalar Bounded holding plain floats (no array made: for many scalars); arithmetic on it
+        returns ordinary (0-d) Bounded values."""
         out = cls.__new__(cls)
-        out.v = np.float64(v)
-        out.e = np.float64(e)
+        out.v = v
+        out.e = e
         return out
 
     @classmethod
