@@ -41,6 +41,23 @@ def _parse_at(items) -> dict:
     return out
 
 
+class _EpisodesType(click.ParamType):
+    """--episodes: "auto" or an integer of at least 16."""
+
+    name = "N|auto"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or str(value).strip().lower() != "auto":
+            try:
+                k = int(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is neither a number nor 'auto'", param, ctx)
+            if k < 16:
+                self.fail(f"{k} is below the minimum of 16 episodes", param, ctx)
+            return k
+        return "auto"
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pgverify")
 def main():
@@ -271,23 +288,6 @@ def _shown(res: Result, text: str | None, what: str) -> str:
         f"'pgverify check {case} --symbolic --json' prints it"
     return (f"({what} of {len(text):,} characters, not shown here: {json_run} in full, "
             f"'pgverify derive {case} --output FILE' writes it)")
-
-
-class _EpisodesType(click.ParamType):
-    """--episodes: "auto" or an integer of at least 16."""
-
-    name = "N|auto"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, int) or str(value).strip().lower() != "auto":
-            try:
-                k = int(value)
-            except (TypeError, ValueError):
-                self.fail(f"{value!r} is neither a number nor 'auto'", param, ctx)
-            if k < 16:
-                self.fail(f"{k} is below the minimum of 16 episodes", param, ctx)
-            return k
-        return "auto"
 
 
 class _progress_bar:
