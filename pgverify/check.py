@@ -269,9 +269,9 @@ def check(
         ``check`` itself never prints.
     monte_carlo : dict, optional
         Sample and test the estimators: keywords of
-        :func:`pgverify.montecarlo.check.monte_carlo` (``episodes``, ``seed``, ``estimators``,
-        ``group``, ``alpha``).  ``verified`` is then false when sampling contradicts the
-        exact results.
+        :func:`pgverify.montecarlo.check.monte_carlo` (``episodes``: a number or "auto",
+        ``seed``, ``estimators``, ``group``, ``alpha``, ``max_steps``, ``budget``).  ``verified``
+        is then false when sampling contradicts the exact results.
 
     Returns
     -------
@@ -452,12 +452,6 @@ def _check(case, at, mode, engines, force, trajectory_limit, monte_carlo, progre
     if monte_carlo is not None and not names:
         result.warnings.append("the case has no parameters, so there is no gradient to sample: "
                                "Monte Carlo skipped")
-    elif monte_carlo is not None and _dense_mc_entries(case) > MC_DENSE_LIMIT:
-        result.warnings.append(
-            f"Monte Carlo skipped: its tables are dense (states x actions x states x parameters = "
-            f"{_dense_mc_entries(case):.2e} entries, over the limit of {MC_DENSE_LIMIT:.0e}, about "
-            f"{_dense_mc_entries(case) * 8 / 1e9:.0f} GB an array); sparse sampling tables are not built yet. "
-            "The exact results stand; use --no-mc to silence this")
     elif monte_carlo is not None:
         from .montecarlo.check import monte_carlo as run_monte_carlo
 
@@ -484,16 +478,6 @@ def symbolic_out_of_reach(case) -> str | None:
         return (f"horizon x states = {case.horizon} x {S} (the limit is "
                 f"{SYMBOLIC_LIMITS['state_steps']:,})")
     return None
-
-
-#: Most entries of one dense Monte Carlo table (states x actions x states x parameters).
-MC_DENSE_LIMIT = 5e7
-
-
-def _dense_mc_entries(case) -> float:
-    A = max((len(case.actions[s]) for s in case.nonterminal), default=1)
-    S = len(case.states)
-    return float(S) * A * S * max(len(case.parameters), 1)
 
 
 def _certified_outputs(chain, ref, names):

@@ -45,6 +45,23 @@ def _parse_at(items) -> dict:
 COMPACT_JSON_PARAMETERS = 1000
 
 
+class _EpisodesType(click.ParamType):
+    """--episodes: "auto" or an integer of at least 16."""
+
+    name = "N|auto"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or str(value).strip().lower() != "auto":
+            try:
+                k = int(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is neither a number nor 'auto'", param, ctx)
+            if k < 16:
+                self.fail(f"{k} is below the minimum of 16 episodes", param, ctx)
+            return k
+        return "auto"
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pgverify")
 def main():
@@ -64,8 +81,15 @@ def main():
 @click.option("--certified", "force_certified", is_flag=True,
               help="At the point, in float64 with a rigorous bound on every result.")
 @click.option("--no-mc", is_flag=True, help="Skip the Monte Carlo checks.")
-@click.option("--episodes", type=click.IntRange(min=16), default=10_000, show_default=True,
-              help="Episodes sampled for the Monte Carlo checks.")
+@click.option("--episodes", type=_EpisodesType(), default="auto", show_default=True,
+              help="Episodes sampled for the Monte Carlo checks: a number (at least 16), or auto: sample in "
+                   "growing batches until no test is inconclusive for lack of effective episodes, or until "
+                   "--budget seconds are spent.")
+@click.option("--budget", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="Seconds of sampling for --episodes auto.")
+@click.option("--max-steps", "max_steps", type=click.IntRange(min=1), default=None,
+              help="Cut an episode without a horizon after this many steps (default: where gamma^t < 1e-12, at "
+                   "most 10,000).  Tests of estimates from cut episodes are inconclusive, never failed.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampler (numpy PCG64).")
 @click.option("--estimators", default=",".join(ESTIMATORS), show_default=True,
               help="Comma-separated estimators to check.")
@@ -75,7 +99,7 @@ def main():
 @click.option("--cross-check", "cross_check", type=click.Choice(["storm"]), default=None,
               help="Compare J(theta) with Storm's exact parametric model checker (extra 'storm').")
 def check_command(cases, at, as_json, force_symbolic, force_point, force_exact, force_certified, no_mc, episodes,
-                  seed, estimators, plot_path, force, cross_check):
+                  budget, max_steps, seed, estimators, plot_path, force, cross_check):
     """Compute J(theta) and its gradient with three exact engines and prove that they agree."""
     given = [flag for flag, on in (("--symbolic", force_symbolic), ("--at-point", force_point),
                                    ("--exact", force_exact), ("--certified", force_certified)) if on]
@@ -102,9 +126,10 @@ def check_command(cases, at, as_json, force_symbolic, force_point, force_exact, 
     results: list[Result] = []
     for case in loaded:
         try:
-            mc = None if no_mc else {"episodes": episodes, "seed": seed, "estimators": tuple(chosen)}
-            with _progress_bar(mc is not None and episodes > 100_000, f"sampling {case.name}") as progress, \
-                    _phase_status(case.name) as phase:
+            mc = None if no_mc else {"episodes": episodes, "seed": seed, "estimators": tuple(chosen),
+                                     "max_steps": max_steps, "budget": budget}
+            with _progress_bar(mc is not None and (episodes == "auto" or episodes > 100_000),
+                               f"sampling {case.name}") as progress, _phase_status(case.name) as phase:
                 if mc is not None:
                     mc["progress"] = progress
                 res = check(case, at=at_values or None, mode=mode, force=force, monte_carlo=mc, progress=phase)
@@ -302,6 +327,14 @@ class _phase_status:
 
     def _update(self, phase: str):
         with self.lock:
+            if phase == "Monte Carlo":  # the sampling progress bar takes over (one live display at a time)
+                self.phase = None
+                if self.status is not None:
+                    self.status.stop()
+                    self.status = None
+                return
+            if self.phase is None:
+                return
             self.phase = phase
             if self.status is not None:
                 self.status.update(f"{self.name}: {phase}")
@@ -316,23 +349,36 @@ class _phase_status:
 
 
 class _progress_bar:
-    """A rich progress bar on standard error for long sampling runs (none when not wanted)."""
+    """A rich progress bar on standard error for sampling runs (none when not wanted): it appears
+    once sampling has taken more than a second (so short runs print nothing)."""
 
-    def __init__(self, wanted: bool, label: str):
-        self.wanted, self.label = wanted, label
+    def __init__(self, wanted: bool, label: str, after: float = 1.0):
+        self.wanted, self.label, self.after = wanted, label, after
+        self.bar = None
 
     def __enter__(self):
         if not self.wanted:
             return None
-        from rich.progress import Progress
+        import time
 
-        self.bar = Progress(console=Console(stderr=True), transient=True)
-        self.bar.start()
-        self.task = self.bar.add_task(self.label, total=None)
-        return lambda done, total: self.bar.update(self.task, completed=done, total=total)
+        self.t0 = time.perf_counter()
+
+        def update(done, total):
+            if self.bar is None:
+                if time.perf_counter() - self.t0 < self.after:
+                    return
+                from rich.progress import Progress
+
+                self.bar = Progress(console=Console(stderr=True), transient=True)
+                self.bar.start()
+                self.task = self.bar.add_task(self.label, total=None)
+            desc = self.label + (f": {done:,} episodes" if total is None else "")
+            self.bar.update(self.task, completed=done, total=total, description=desc)
+
+        return update
 
     def __exit__(self, *exc):
-        if self.wanted:
+        if self.bar is not None:
             self.bar.stop()
         return False
 
@@ -341,7 +387,8 @@ def render_monte_carlo(res: Result, console: Console) -> None:
     """The table of estimators: exact mean and variance, sample mean, standard error, z, verdict."""
     mc = res.monte_carlo
     first = res.parameters[0] if res.parameters else None
-    title = (f"Monte Carlo: {mc.episodes} episodes, seed {mc.seed}; {mc.threshold}"
+    drawn = f"{mc.episodes} episodes" + (f" (auto: {mc.stopped})" if mc.requested == "auto" else "")
+    title = (f"Monte Carlo: {drawn}, seed {mc.seed}; {mc.threshold}"
              + (f" (parameter {first} shown; all in --json)" if len(res.parameters) > 1 else ""))
     table = Table(title=title)
     for col in ("estimator", "exact mean", "bias", "exact var", "sample mean", "stderr", "z", "verdict"):
@@ -369,7 +416,8 @@ def render_monte_carlo(res: Result, console: Console) -> None:
                       markup=False)
     if mc.cut:
         console.print(f"{mc.cut} episodes were cut at {mc.max_steps} steps; the cut leaves out at most "
-                      f"{mc.tail_bound:.3g} of a return", markup=False)
+                      f"{mc.tail_bound:.3g} of a return" + ("; --max-steps raises the cap" if mc.inconclusive else ""),
+                      markup=False)
 
 
 def _short(value: str | None, number: float) -> str:

@@ -27,6 +27,7 @@ from .estimators import ESTIMATORS, UNBIASED, estimate
 from .moments import exact_moments, gamma_dropped_mean, state_values
 from .recursive import at_boundary
 from .sampler import sample
+from .sparse import sample_sparse, sparse_state_values, sparse_tabulate
 from .tabular import tabulate
 
 __all__ = ["monte_carlo", "MonteCarlo", "holm"]
@@ -49,11 +50,17 @@ class MonteCarlo:
     max_steps: int = 0
     tail_bound: float = 0.0
     threshold: str = ""
+    requested: object = None  # the episodes asked for: a number, or "auto"
+    stopped: str = ""  # why sampling stopped
+    budget: float | None = None  # seconds ("auto" only)
+    moments: str = ""  # where the exact moments came from, or why there are none
 
     def to_dict(self) -> dict:
-        return {"episodes": self.episodes, "seed": self.seed, "group": self.group, "alpha": self.alpha,
+        return {"episodes": self.episodes, "episodes_requested": self.requested, "stopped": self.stopped,
+                "budget": self.budget, "seed": self.seed, "group": self.group, "alpha": self.alpha,
                 "test": self.threshold, "cut": self.cut, "max_steps": self.max_steps, "tail_bound": self.tail_bound,
-                "inconclusive": self.inconclusive, "estimators": self.estimators, "consistent": self.consistent}
+                "moments": self.moments, "inconclusive": self.inconclusive, "estimators": self.estimators,
+                "consistent": self.consistent}
 
 
 def _p_two_sided(z: float) -> float:
@@ -89,18 +96,15 @@ def holm(pvalues: list[float], alpha: float) -> list[bool]:
 NEFF_MIN = 50
 
 
-def _term_scales(mdp, ep) -> np.ndarray:
+def _term_scales(mdp, longest: int) -> np.ndarray:
     """Per parameter, a rough bound on the size of the terms an estimate sums (L steps of a score
-    times a return of at most L max|r|): the scale of its float64 rounding when they cancel."""
-    L = float(max(int(np.max(ep.lengths, initial=0)), 1))
-    rmax = float(np.abs(mdp.r).max(initial=0.0))
-    n = len(mdp.parameters)
-
-    def top(a, axes):
-        return np.abs(a).max(axis=axes, initial=0.0) if a.size else np.zeros(n)
-
-    score = top(mdp.dlog_pi, (0, 1)) + top(mdp.dlog_P, (0, 1, 2)) + top(mdp.dlog_rho0, (0,))
-    return L * L * rmax * score + L * top(mdp.dr, (0, 1, 2)) + L * L * rmax * np.abs(mdp.dgamma)
+    times a return of at most L max|r|): the scale of its float64 rounding when they cancel.
+    ``mdp`` is the sparse table (:class:`~pgverify.montecarlo.sparse.SparseMDP`)."""
+    L = float(max(int(longest), 1))
+    rmax = mdp.max_abs_reward()
+    n = mdp.n
+    score = mdp.x.max_abs(n) + mdp.p.max_abs(n) + mdp.drho.max_abs(n)
+    return L * L * rmax * score + L * mdp.q.max_abs(n) + L * L * rmax * np.abs(mdp.dgamma)
 
 
 def _z(mean: float, exact: float, se: float, exact_err: float, column: np.ndarray, scale: float = 0.0) -> float:
@@ -133,8 +137,9 @@ BATCH = 100_000  # episodes sampled at a time (a fixed size, so a seed always gi
 
 def _sample_batches(mdp, episodes, seed, max_steps, progress):
     """Sample in fixed batches (seeds spawned from ``seed``), reporting progress(done, total)."""
+    sample_ = sample_sparse if hasattr(mdp, "tr_key") else sample
     if episodes <= BATCH:
-        ep = sample(mdp, episodes, seed=seed, max_steps=max_steps)
+        ep = sample_(mdp, episodes, seed=seed, max_steps=max_steps)
         if progress:
             progress(episodes, episodes)
         return ep
@@ -142,7 +147,7 @@ def _sample_batches(mdp, episodes, seed, max_steps, progress):
     parts, done = [], 0
     for k, ss in enumerate(seeds):
         n = min(BATCH, episodes - done)
-        parts.append(sample(mdp, n, seed=int(ss.generate_state(1)[0]), max_steps=max_steps))
+        parts.append(sample_(mdp, n, seed=int(ss.generate_state(1)[0]), max_steps=max_steps))
         done += n
         if progress:
             progress(done, episodes)
@@ -150,9 +155,187 @@ def _sample_batches(mdp, episodes, seed, max_steps, progress):
     return type(parts[0]).concatenate(parts, seed=seed)
 
 
-def monte_carlo(case, result, *, episodes: int = 10_000, seed: int = 0, estimators=ESTIMATORS,
-                group: int = 8, alpha: float = 0.01, max_steps: int | None = None, progress=None) -> MonteCarlo:
-    """Sample ``episodes`` episodes and test every estimator against its exact mean.
+
+
+#: the dense exact moment routes (tabulate(exact=True): states x actions x states x parameters
+#: object arrays, times the horizon) run up to this much work; beyond it the exact mean of an
+#: unbiased estimator is the exact gradient and the standard error the sample's
+MOMENTS_DENSE_LIMIT = 5e6
+#: episodes x parameters per chunk of estimates (32 MB of float64)
+CHUNK = 2**22
+#: transitions per chunk of estimates (the sparse scores expand to about A entries each)
+CHUNK_TRANSITIONS = 2**20
+#: the first batch of --episodes auto (today's fixed default, so its first batch draws the same)
+AUTO_FIRST = 10_000
+#: the most transitions one auto batch may hold (about 0.3 GB of flat arrays)
+AUTO_TRANSITIONS = 20_000_000
+
+
+def dense_work(case) -> float:
+    """states x actions x states x parameters x (horizon or 1): the size of the dense moment routes."""
+    A = max((len(case.actions[s]) for s in case.nonterminal), default=1)
+    S = len(case.states)
+    return float(S) * A * S * max(len(case.parameters), 1) * (case.horizon or 1)
+
+
+class _Stats:
+    """Running per-parameter statistics of one estimator's units (episodes, or group means), fed in
+    chunks: count, mean and sum of squared deviations (Chan et al.'s pairwise update), the largest
+    |unit|, the sums of d^2 and d^4 for n_eff (d = unit - exact mean, scaled by the largest |d|
+    so far), and the running means at the trace's counts.  No (episodes x parameters) array is kept."""
+
+    def __init__(self, n, target, checkpoints):
+        self.k = 0
+        self.mean = np.zeros(n)
+        self.m2 = np.zeros(n)
+        self.top = np.zeros(n)
+        self.nonzero = np.zeros(n)  # units != 0, per parameter
+        self.target = None if target is None else np.asarray(target, dtype=float)
+        self.scale = np.zeros(n)
+        self.s2 = np.zeros(n)
+        self.s4 = np.zeros(n)
+        self.checkpoints = checkpoints  # sorted unit counts at which to record the running mean
+        self.csum = np.zeros(n)
+        self.csq = np.zeros(n)
+        self.trace = []  # (count, mean, stderr)
+
+    def add(self, u: np.ndarray):
+        kc = len(u)
+        if not kc:
+            return
+        mc = u.mean(0)
+        m2c = ((u - mc) ** 2).sum(0)
+        k = self.k
+        delta = mc - self.mean
+        tot = k + kc
+        self.mean = self.mean + delta * (kc / tot)
+        self.m2 = self.m2 + m2c + delta * delta * (k * kc / tot)
+        self.top = np.maximum(self.top, np.abs(u).max(0))
+        self.nonzero += np.count_nonzero(u, axis=0)
+        if self.target is not None:
+            d = u - self.target[None, :]
+            dtop = np.abs(d).max(0)
+            new = np.maximum(self.scale, dtop)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(new > 0, self.scale / np.where(new > 0, new, 1), 0.0)
+            self.s2 *= ratio**2
+            self.s4 *= ratio**4
+            d /= np.where(new > 0, new, 1.0)[None, :]
+            d *= d
+            self.s2 += d.sum(0)
+            self.s4 += np.einsum("ij,ij->j", d, d)
+            self.scale = new
+        # the running means at the checkpoints inside this chunk
+        cps = [c for c in self.checkpoints if k < c <= tot]
+        ends = [c - k for c in cps]
+        bounds = [0] + ends + ([kc] if not ends or ends[-1] < kc else [])
+        s1, s2 = self.csum, self.csq
+        uu = u * u
+        for a_, b_ in zip(bounds[:-1], bounds[1:]):
+            s1 = s1 + u[a_:b_].sum(0)
+            s2 = s2 + uu[a_:b_].sum(0)
+            c = k + b_
+            if c in cps:
+                m = s1 / c
+                var = np.maximum(s2 / c - m * m, 0) * c / max(c - 1, 1)
+                self.trace.append((c, m, np.sqrt(var / c)))
+        self.csum, self.csq = s1, s2
+        self.k = tot
+
+    def sample_var(self):
+        return self.m2 / (self.k - 1) if self.k > 1 else np.full(len(self.mean), math.nan)
+
+    def neff(self):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return np.where(self.s4 > 0, self.s2 * self.s2 / np.where(self.s4 > 0, self.s4, 1.0), math.inf)
+
+
+def _checkpoints(total_units: int | None) -> list:
+    if total_units is not None:
+        k = total_units
+        return list(np.unique(np.geomspace(min(10, k), k, num=60).astype(int))) if k >= 2 else [k]
+    return list(np.unique(np.geomspace(10, 1e10, num=300).astype(int)))
+
+
+def _exact_means(case, result, mdp, estimators, group, small):
+    """name -> (exact moments, exact mean list or None, how, mean error array, disagrees)."""
+    names = list(case.parameter_names)
+    grad = [result.gradient[p].float for p in names]
+    policy = [result.terms["policy"].contribution[p]["float"] for p in names] if result.terms else grad
+    if small:
+        exact = exact_moments(tabulate(case, exact=True), estimators, group=group)
+        moments = "exact moments from the dense tables (enumeration, exact recursions or certified float64)"
+    else:
+        exact = {}
+        moments = (f"none from the moment recursions: the case is over their budget (states x actions x states x "
+                   f"parameters x horizon = {dense_work(case):.2e} > {MOMENTS_DENSE_LIMIT:.0e}); the unbiased "
+                   "estimators' exact mean is the exact gradient and their standard error the sample's")
+    boundary = mdp.boundary
+    out = {}
+    for name in estimators:
+        mom = exact.get(name)
+        certified = mom is not None and mom.mean_error is not None
+        disagrees = False
+        mean_err = np.zeros(len(names))
+        if mom is not None and mom.mean is not None and not (certified and name in UNBIASED and not boundary):
+            emean = [float(x) for x in mom.mean]
+            how = mom.how
+            if certified:
+                mean_err = np.array(mom.mean_error, dtype=float)
+        elif boundary:
+            emean, how = None, ("unknown: at this point a start, action or transition probability is 0 but its "
+                                "derivative is not, so the score-function estimators can be biased, and their "
+                                "exact moments are out of reach")
+        elif name in UNBIASED or (name == "no_discount_weighting" and mdp.gamma == 1):
+            emean, how = grad, "theory (unbiased: the exact gradient)"
+            if certified and mom.mean is not None:
+                disagrees = any(abs(float(m) - g) > e + 2**-52 * abs(g)
+                                for m, g, e in zip(mom.mean, grad, mom.mean_error))
+                how += ("; the float64 recursion's mean DIFFERS from it beyond its certified bound" if disagrees
+                        else "; the float64 recursion's mean agrees within its certified bound")
+        elif name == "group_mean":
+            emean = [gr - (1 / group) * po for gr, po in zip(grad, policy)]
+            how = "theory ((G-1)/G times the policy family, plus the other families)"
+        elif name == "no_discount_weighting" and small and (part := gamma_dropped_mean(case)) is not None:
+            emean = [float(x) + gr - po for x, gr, po in zip(part, grad, policy)]
+            how = "linear algebra (undiscounted visits times grad pi times Q, plus the other families)"
+        else:
+            emean, how = None, "unknown (sampled only)" + ("" if small else " (over the exact budget)")
+        out[name] = (mom, emean, how, mean_err, disagrees)
+    return out, moments
+
+
+def _cut_matters(mdp, cut: int, tail_bound: float) -> bool:
+    """Whether cut episodes can bias the estimates beyond rounding: any cut, except the default cut
+    of a discounted task, where gamma^L < 1e-12 leaves out at most ``tail_bound`` of a return."""
+    if not cut:
+        return False
+    return not (mdp.gamma < 1 and tail_bound <= 1e-9 * max(1.0, mdp.max_abs_reward()))
+
+
+def monte_carlo(case, result, *, episodes=10_000, seed: int = 0, estimators=ESTIMATORS,
+                group: int = 8, alpha: float = 0.01, max_steps: int | None = None, budget: float = 5.0,
+                progress=None) -> MonteCarlo:
+    """Sample episodes and test every estimator against its exact mean.
+
+    ``episodes`` is a number, or ``"auto"``: sample in growing batches (the first of
+    :data:`AUTO_FIRST` episodes, each next one as large as all before it, sized to the time left)
+    until no test is inconclusive for lack of effective episodes, or until ``budget`` seconds of
+    sampling are spent.  The stopping rule looks only at the effective numbers of episodes (and
+    at cut episodes), never at a sample mean or a z-score: the number of episodes is not chosen
+    by how far the estimates are from their exact means, so Holm's threshold, fixed in advance,
+    keeps its meaning.  (n_eff is a function of the sizes of the per-episode deviations, so it is
+    not independent of the sample mean; the same rule already decides which tests count at a fixed
+    number of episodes.)  ``stopped`` says why sampling ended; the seeds of the batches after the
+    first are spawned from ``seed`` (numpy SeedSequence), and the number of batches depends on the
+    machine's speed through the budget: ``episodes`` in the result, given back as a number, does
+    not redraw the same episodes beyond the first batch.
+
+    ``max_steps`` caps an episode without a horizon (default: where gamma^L < 1e-12, at most
+    10,000 steps).  Episodes cut by it leave out the rest of their episode, so the estimates can be
+    biased by an unknown amount: every test is then inconclusive, with that reason, and never
+    fails (except for a discounted task's default cut, which leaves out less than 1e-12 of a
+    return, as before).
 
     A z-test needs the sample mean to be nearly normal.  When a parameter's estimates are
     carried by a few rare, large values (FrozenLake 8x8: the goal, reached in a few episodes
@@ -168,86 +351,183 @@ def monte_carlo(case, result, *, episodes: int = 10_000, seed: int = 0, estimato
     hits together with z beyond Holm's first threshold (4.5 with about 1,500 tests) is at
     most 3.7e-5 per test (the supremum, at lambda just below 26.7; scipy.stats.poisson), 5.5
     times the normal 6.8e-6.  For normal estimates n_eff is about episodes / 3, so below
-    about 150 episodes every test is inconclusive.  Cases whose parameters are not driven by
-    rare events (every case in cases/ except FrozenLake) have n_eff in the hundreds or more at
-    10,000 episodes and are unaffected.
+    about 150 episodes every test is inconclusive.
 
-    ``progress(done, total)``, if given, is called as batches of episodes are sampled (the CLI
-    draws a progress bar with it; this function never prints).
+    Sampling and the estimators run on the sparse tables of
+    :func:`~pgverify.montecarlo.sparse.sparse_tabulate`, in chunks of episodes (no episodes x
+    parameters array beyond :data:`CHUNK` entries).  The exact moments come from the dense routes
+    of :mod:`pgverify.montecarlo.moments` up to :data:`MOMENTS_DENSE_LIMIT`; beyond it an unbiased
+    estimator's exact mean is the exact gradient and its standard error the sample's
+    (``stderr_from``: "sample"), and ``moments`` says so.
+
+    ``progress(done, total)``, if given, is called as batches of episodes are sampled (``total``
+    None in auto mode; the CLI draws a progress bar with it; this function never prints).
     """
-    episodes -= episodes % group
-    mdp = tabulate(case)
+    import time
+
+    auto = episodes == "auto"
+    t_start = time.perf_counter()
+    if not auto:
+        episodes = int(episodes)
+        episodes -= episodes % group
+    mdp = sparse_tabulate(case)
     names = list(case.parameter_names)
-    out = MonteCarlo(episodes, seed, group, alpha)
-    ep = _sample_batches(mdp, episodes, seed, max_steps, progress)
-    out.cut, out.tail_bound, out.max_steps = ep.cut, ep.tail_bound, ep.max_steps
-    exact = exact_moments(tabulate(case, exact=True), estimators, group=group)
+    n = len(names)
+    out = MonteCarlo(0, seed, group, alpha, requested=episodes, budget=budget if auto else None)
+    small = dense_work(case) <= MOMENTS_DENSE_LIMIT
+    means, out.moments = _exact_means(case, result, mdp, estimators, group, small)
     grad = [result.gradient[p].float for p in names]
-    policy = [result.terms["policy"].contribution[p]["float"] for p in names] if result.terms else grad
-    V = state_values(mdp)
+    V = sparse_state_values(mdp)
     J = result.objective.float
-    boundary = at_boundary(mdp)
-    scales = _term_scales(mdp, ep)
+    # With no exact variance the standard error is the sample's, which misses rare, large values; a
+    # baseline hides that from n_eff (its zero-mean noise is well sampled while the signal, carried by
+    # rare returns, is not: FrozenLake 8x8, z = 18 at n_eff = 690 without this).  So such a test also
+    # needs the baseline-free estimator of the same returns to have NEFF_MIN effective episodes.
+    companion = {"constant_baseline": "reward_to_go", "value_baseline": "reward_to_go",
+                 "group_mean": "reinforce", "group_mean_loo": "reinforce"}
+    companion = {k: v for k, v in companion.items() if k in estimators and not (means[k][0] is not None
+                                                                                and means[k][0].variance is not None)}
+    extra = sorted({v for v in companion.values() if v not in estimators})
+    if extra:
+        more, _ = _exact_means(case, result, mdp, extra, group, False)
+        means.update(more)
+    run = list(estimators) + extra
+    stats = {}
+    for name in run:
+        grouped = name.startswith("group")
+        total_units = None if auto else episodes // (group if grouped else 1)
+        stats[name] = _Stats(n, means[name][1], _checkpoints(total_units))
+
+    longest = 0
+    cut = 0
+    tail = 0.0
+    limit = 0
+
+    def process(ep):
+        nonlocal longest, cut, tail, limit
+        longest = max(longest, ep.longest)
+        cut += ep.cut
+        tail = max(tail, ep.tail_bound)
+        limit = ep.max_steps
+        E = len(ep.lengths)
+        step = max(group, (CHUNK // max(n, 1)) // group * group)
+        off = ep.offsets
+        e0 = 0
+        while e0 < E:
+            # at most `step` episodes and about CHUNK_TRANSITIONS transitions (whole groups, at least one)
+            e1 = int(np.searchsorted(off, off[e0] + CHUNK_TRANSITIONS, side="right")) - 1
+            e1 = min(E, e0 + step, max(e1 - (e1 - e0) % group, e0 + group))
+            part = ep.take(np.arange(e0, e1)) if (e0 or e1 < E) else ep
+            e0 = e1
+            for name in run:
+                g = estimate(name, mdp, part, J=J, V=V, group=group)
+                units = g.reshape(-1, group, n).mean(1) if name.startswith("group") else g
+                stats[name].add(units)
+
+    sampled_se = {nm for nm in run if not (means[nm][0] is not None and means[nm][0].variance is not None)}
+
+    def neff_of(name):
+        ne = stats[name].neff()
+        if name in sampled_se:
+            # the sample's standard error: also count the units that are not 0 (a sample that holds none of
+            # the rare values has all-equal deviations, whose n_eff is the whole sample), here and in the
+            # baseline-free companion (FrozenLake 8x8: reward-to-go is 0 in all 86,000 episodes at a
+            # parameter whose exact variance is 5.9e-7, and the value baseline's noise looked normal)
+            ne = np.minimum(ne, stats[name].nonzero)
+            if name in companion:
+                ne = np.minimum(ne, np.minimum(stats[companion[name]].neff(), stats[companion[name]].nonzero))
+        return ne
+
+    drawn = 0
+    if not auto:
+        if episodes <= BATCH:
+            process(sample_sparse(mdp, episodes, seed=seed, max_steps=max_steps))
+            if progress:
+                progress(episodes, episodes)
+        else:  # the batches of _sample_batches (the same seeds), processed one at a time
+            for ss in np.random.SeedSequence(seed).spawn((episodes + BATCH - 1) // BATCH):
+                k = min(BATCH, episodes - drawn)
+                process(sample_sparse(mdp, k, seed=int(ss.generate_state(1)[0]), max_steps=max_steps))
+                drawn += k
+                if progress:
+                    progress(drawn, episodes)
+        drawn = episodes
+        out.stopped = "the requested number of episodes"
+    else:
+        spawner = np.random.SeedSequence(seed)
+        t0 = time.perf_counter()
+        size, batch_seed = AUTO_FIRST, seed
+        while True:
+            tb = time.perf_counter()
+            ep = sample_sparse(mdp, size, seed=batch_seed, max_steps=max_steps)
+            mean_len = max(float(np.mean(ep.lengths)) if len(ep.lengths) else 1.0, 1.0)
+            process(ep)
+            drawn += size
+            del ep
+            if progress:
+                progress(drawn, None)
+            per_episode = (time.perf_counter() - tb) / size
+            if _cut_matters(mdp, cut, tail):
+                out.stopped = (f"episodes were cut at {limit} steps: more episodes cannot make the tests conclusive "
+                               "(raise --max-steps)")
+                break
+            short = [nm for nm in estimators if means[nm][1] is not None
+                     and np.any(neff_of(nm) < NEFF_MIN)]
+            if not short:
+                out.stopped = "every test is conclusive"
+                break
+            left = budget - (time.perf_counter() - t0)
+            size = int(min(drawn, left / max(per_episode, 1e-9) * 0.9, AUTO_TRANSITIONS / mean_len))
+            size -= size % group
+            if left <= 0 or size < group:
+                out.stopped = (f"the time budget of {budget:g} s is spent ({len(short)} estimators still have "
+                               "tests with too few effective episodes)")
+                break
+            batch_seed = int(spawner.spawn(1)[0].generate_state(1)[0])
+    out.episodes = drawn
+    out.cut, out.tail_bound, out.max_steps = cut, tail, limit
+    cut_reason = None
+    if _cut_matters(mdp, cut, tail):
+        cut_reason = (f"{cut} of {drawn} episodes were cut at {limit} steps before they ended (--max-steps): their "
+                      "estimates leave out the rest of the episode, so the sample mean can be biased")
+    scales = _term_scales(mdp, longest)
     tests = []
     for name in estimators:
-        g = estimate(name, mdp, ep, J=J, V=V, group=group)
-        if name.startswith("group"):
-            units = g.reshape(-1, group, g.shape[1]).mean(1)  # groups are the independent units
-        else:
-            units = g
-        mean = units.mean(0)
-        out.traces[name] = _trace(units, group if name.startswith("group") else 1)
-        mom = exact.get(name)
-        certified = mom is not None and mom.mean_error is not None  # float64 values with bounds
-        disagrees = False
-        mean_err = np.zeros(len(names))  # the exact mean's certified error bound, where it is float64
-        if mom is not None and mom.mean is not None and not (certified and name in UNBIASED and not boundary):
-            emean = [float(x) for x in mom.mean]
-            how = mom.how
-            if certified:
-                mean_err = np.array(mom.mean_error, dtype=float)
-        elif boundary:
-            emean, how = None, ("unknown: at this point a start, action or transition probability is 0 but its "
-                                "derivative is not, so the score-function estimators can be biased, and their "
-                                "exact moments are out of reach")
-        elif name in UNBIASED or (name == "no_discount_weighting" and mdp.gamma == 1):
-            emean, how = grad, "theory (unbiased: the exact gradient)"
-            if certified and mom.mean is not None:
-                # the float64 recursion must agree with the exact gradient within its bound
-                # (plus the rounding of the gradient to float64)
-                disagrees = any(abs(float(m) - g) > e + 2**-52 * abs(g)
-                                for m, g, e in zip(mom.mean, grad, mom.mean_error))
-                how += ("; the float64 recursion's mean DIFFERS from it beyond its certified bound" if disagrees
-                        else "; the float64 recursion's mean agrees within its certified bound")
-        elif name == "group_mean":
-            emean = [gr - (1 / group) * po for gr, po in zip(grad, policy)]
-            how = "theory ((G-1)/G times the policy family, plus the other families)"
-        elif name == "no_discount_weighting" and (part := gamma_dropped_mean(case)) is not None:
-            emean = [float(x) + gr - po for x, gr, po in zip(part, grad, policy)]
-            how = "linear algebra (undiscounted visits times grad pi times Q, plus the other families)"
-        else:
-            emean, how = None, "unknown (sampled only)"
+        st = stats[name]
+        mom, emean, how, mean_err, disagrees = means[name]
+        grouped = name.startswith("group")
+        out.traces[name] = (np.array([c for c, _, _ in st.trace]) * (group if grouped else 1),
+                            np.array([m for _, m, _ in st.trace]).reshape(-1, n),
+                            np.array([e for _, _, e in st.trace]).reshape(-1, n))
         evar = [float(x) for x in mom.variance] if mom is not None and mom.variance is not None else None
         var_err = list(mom.variance_error) if evar is not None and mom.variance_error is not None else None
-        n_units = len(units)
-        sample_var = units.var(0, ddof=1) if n_units > 1 else np.full(len(names), math.nan)
-        sample_se = np.sqrt(sample_var / n_units) if n_units > 1 else np.full(len(names), math.inf)
+        n_units = st.k
+        mean = st.mean
+        sample_var = st.sample_var()
+        sample_se = np.sqrt(sample_var / n_units) if n_units > 1 else np.full(n, math.inf)
         if evar is not None:
-            # the exact variance gives the exact standard error of the sample mean; a certified
-            # float64 variance is taken at its upper bound (a conservative test)
             per_unit = np.array(evar) + (np.array(var_err) if var_err is not None else 0.0)
-            if name.startswith("group"):
-                per_unit = per_unit / group  # evar is G times the variance of a group's mean
+            if grouped:
+                per_unit = per_unit / group
             se = np.sqrt(np.maximum(per_unit, 0.0) / max(n_units, 1))
             se_from = "exact variance"
         else:
             se, se_from = sample_se, "sample"
-        z = {p: _z(mean[j], emean[j], se[j], mean_err[j], units[:, j], scales[j]) if emean is not None else None
-             for j, p in enumerate(names)}
-        neff = effective_episodes(units, emean) if emean is not None else np.full(len(names), math.nan)
-        if evar is not None:  # a zero exact variance: a constant, no rare events to miss
+        z = {p: _z(mean[j], emean[j], se[j], mean_err[j], np.array([st.top[j]]), scales[j])
+             if emean is not None else None for j, p in enumerate(names)}
+        neff = neff_of(name) if emean is not None else np.full(n, math.nan)
+        if evar is not None:
             neff = np.where(np.array(evar) == 0, math.inf, neff)
         unbiased = bool(emean is not None and all(abs(a - b) <= 1e-12 * max(1.0, abs(b)) for a, b in zip(emean, grad)))
+        few = [p for j, p in enumerate(names) if z[p] is not None and not neff[j] >= NEFF_MIN]
+        reasons = {}
+        if few:
+            reasons["effective_episodes"] = (f"fewer than {NEFF_MIN} effective episodes carry the variance (rare "
+                                             "events): sample more episodes to test them")
+        inconclusive = few
+        if cut_reason and emean is not None:
+            inconclusive = [p for p in names if z[p] is not None]
+            reasons["cut"] = cut_reason
         entry = {
             "unbiased": unbiased,
             "exact_mean": dict(zip(names, emean)) if emean is not None else None,
@@ -259,14 +539,14 @@ def monte_carlo(case, result, *, episodes: int = 10_000, seed: int = 0, estimato
                                                                                                     "sampled")))
             else "sampled only",
             "sample_mean": {p: float(mean[j]) for j, p in enumerate(names)},
-            "sample_variance": {p: float(sample_var[j] * (group if name.startswith("group") else 1))
-                                for j, p in enumerate(names)},
+            "sample_variance": {p: float(sample_var[j] * (group if grouped else 1)) for j, p in enumerate(names)},
             "stderr": {p: float(se[j]) for j, p in enumerate(names)},
             "stderr_from": se_from,
             "sample_stderr": {p: float(sample_se[j]) for j, p in enumerate(names)},
             "z": z,
             "effective_episodes": {p: float(neff[j]) for j, p in enumerate(names)},
-            "inconclusive": [p for j, p in enumerate(names) if z[p] is not None and not neff[j] >= NEFF_MIN],
+            "inconclusive": inconclusive,
+            "inconclusive_reasons": reasons if inconclusive else {},
             "consistent": None,
         }
         if disagrees:
@@ -274,9 +554,9 @@ def monte_carlo(case, result, *, episodes: int = 10_000, seed: int = 0, estimato
         out.estimators[name] = entry
         for p, zv in z.items():
             if zv is not None:  # an inconclusive test stays in Holm's count, with p = 1
-                tests.append((name, p, 1.0 if p in entry["inconclusive"] else _p_two_sided(zv)))
+                tests.append((name, p, 1.0 if p in inconclusive else _p_two_sided(zv)))
     rejected = holm([t[2] for t in tests], alpha)
-    bad = {(n, p) for (n, p, _), r in zip(tests, rejected) if r}
+    bad = {(nm, p) for (nm, p, _), r in zip(tests, rejected) if r}
     for name, entry in out.estimators.items():
         tested = [p for p in names if entry["z"][p] is not None and p not in entry["inconclusive"]]
         entry["consistent"] = (not any((name, p) in bad for p in tested)) if tested else None
@@ -286,6 +566,7 @@ def monte_carlo(case, result, *, episodes: int = 10_000, seed: int = 0, estimato
     out.inconclusive = sum(len(e["inconclusive"]) for e in out.estimators.values())
     out.threshold = f"two-sided z, Holm over {len(tests)} tests, family-wise alpha = {alpha}"
     if out.inconclusive:
-        out.threshold += (f"; {out.inconclusive} inconclusive (fewer than {NEFF_MIN} effective episodes: "
-                          "rare events; sample more episodes to test them)")
+        why = "; ".join(sorted({r for e in out.estimators.values() for r in e["inconclusive_reasons"].values()}))
+        out.threshold += f"; {out.inconclusive} inconclusive ({why})"
+    out.seconds = time.perf_counter() - t_start
     return out

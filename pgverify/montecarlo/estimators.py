@@ -47,10 +47,17 @@ def extra_terms_needed(mdp) -> bool:
     Remembered on ``mdp``: on exact (object) arrays the scan costs about a second at FrozenLake 8x8.
     """
     known = getattr(mdp, "_extras_needed", None)
-    if known is None:
+    if known is None and _is_sparse(mdp):
+        known = mdp.extras_needed()
+        mdp._extras_needed = known
+    elif known is None:
         known = any(np.count_nonzero(x) for x in (mdp.dlog_rho0, mdp.dlog_P, mdp.dr, mdp.dgamma))
         mdp._extras_needed = known
     return known
+
+
+def _is_sparse(mdp) -> bool:
+    return hasattr(mdp, "tr_key")  # a pgverify.montecarlo.sparse.SparseMDP
 
 
 #: transitions x parameters per slice in _sum_rows (8 MB of float64)
@@ -142,8 +149,9 @@ def _suffix_sums(ep, x: np.ndarray) -> np.ndarray:
 
 
 def _pieces(mdp, ep) -> _Pieces:
-    exact = mdp.pi.dtype == object
-    zero = mdp.pi.flat[0] * 0 if mdp.pi.size else 0.0
+    sparse = _is_sparse(mdp)
+    exact = not sparse and mdp.pi.dtype == object
+    zero = 0.0 if sparse else mdp.pi.flat[0] * 0 if mdp.pi.size else 0.0
     s, a, s2, t = ep.flat_states, ep.flat_actions, ep.flat_next_states, ep.flat_times
     gamma = mdp.gamma
     disc = np.array([gamma**k for k in range(ep.longest)], dtype=object if exact else float)
@@ -159,6 +167,9 @@ def _pieces(mdp, ep) -> _Pieces:
 
 def _scores(mdp, ep, p: _Pieces, w=None) -> np.ndarray:
     """sum_t score_t w_t per episode (E, n); w None: sum_t score_t."""
+    if _is_sparse(mdp):
+        tr = _transitions(mdp, ep)
+        return _sparse_rows(ep, mdp.x, mdp.tr_pair[tr], w, mdp.n)
     S, A, n = mdp.dlog_pi.shape
     key = p.s.astype(np.int64) * A + p.a
     return _sum_rows(ep, mdp.dlog_pi.reshape(S * A, n), key, w, p.zero)
@@ -166,18 +177,51 @@ def _scores(mdp, ep, p: _Pieces, w=None) -> np.ndarray:
 
 def _extras(mdp, ep, p: _Pieces):
     """Start score, dynamics score, pathwise term and discount derivative, per episode."""
-    S, A = mdp.pi.shape
-    n = mdp.dgamma.shape[0]
-    out = p.G[:, None] * mdp.dlog_rho0[ep.starts]
-    key = (p.s.astype(np.int64) * A + p.a) * S + p.s2  # (s, a, s') flat
-    out = out + _sum_rows(ep, mdp.dlog_P.reshape(S * A * S, n), key, p.G_t, p.zero)
-    out = out + _sum_rows(ep, mdp.dr.reshape(S * A * S, n), key, p.dt, p.zero)
+    if _is_sparse(mdp):
+        n = mdp.n
+        E = len(ep.lengths)
+        starts = np.asarray(ep.starts, dtype=np.int64)
+        item, par, val = mdp.drho.expand(starts)
+        out = np.bincount(item * n + par, p.G[item] * val, minlength=E * n).reshape(E, n)
+        tr = _transitions(mdp, ep)
+        out = out + _sparse_rows(ep, mdp.p, tr, p.G_t, n)
+        out = out + _sparse_rows(ep, mdp.q, tr, p.dt, n)
+    else:
+        S, A = mdp.pi.shape
+        n = mdp.dgamma.shape[0]
+        out = p.G[:, None] * mdp.dlog_rho0[ep.starts]
+        key = (p.s.astype(np.int64) * A + p.a) * S + p.s2  # (s, a, s') flat
+        out = out + _sum_rows(ep, mdp.dlog_P.reshape(S * A * S, n), key, p.G_t, p.zero)
+        out = out + _sum_rows(ep, mdp.dr.reshape(S * A * S, n), key, p.dt, p.zero)
     if np.any(np.asarray(mdp.dgamma != 0)) and ep.longest > 1:
         # d gamma^t / d gamma = t gamma^(t-1), with Python ints t_ (a numpy integer times a Fraction
         # gives a Fraction of int64s, which overflow)
         coef = np.array([t_ * mdp.gamma ** (t_ - 1) if t_ > 0 else 0 for t_ in range(ep.longest)], dtype=p.disc.dtype)
         out = out + _per_episode(ep, ep.flat_rewards * coef[p.t], p.zero)[:, None] * mdp.dgamma[None, :]
     return out
+
+
+def _transitions(mdp, ep) -> np.ndarray:
+    """The sparse table's transition index of every step (cached on the episodes)."""
+    hit = getattr(ep, "_sparse_tr", None)
+    if hit is not None and hit[0] is mdp:
+        return hit[1]
+    tr = mdp.lookup(ep.flat_states, ep.flat_actions, ep.flat_next_states)
+    ep._sparse_tr = (mdp, tr)
+    return tr
+
+
+def _sparse_rows(ep, csr, rows, w, n) -> np.ndarray:
+    """sum_t w_t csr[rows_t] per episode (E, n), from the non-zeros only: one ``bincount`` into the
+    (E, n) result.  Within an episode and parameter the terms are added in step order, starting
+    from 0, as the dense route's ``reduceat`` adds them (its zero entries add nothing), so the two
+    give the same floats."""
+    E = len(ep.lengths)
+    item, par, val = csr.expand(np.asarray(rows, dtype=np.int64))
+    if w is not None:
+        val = val * w[item]
+    episode = ep.flat_episodes[item]
+    return np.bincount(episode * n + par, val, minlength=E * n).reshape(E, n)
 
 
 def estimate(name: str, mdp, ep, *, J=None, V=None, group: int = 8):
