@@ -456,7 +456,7 @@ def _check(case, at, mode, engines, force, trajectory_limit, monte_carlo, progre
         from .montecarlo.check import monte_carlo as run_monte_carlo
 
         say("Monte Carlo")
-        result.monte_carlo = run_monte_carlo(case, result, **monte_carlo)
+        result.monte_carlo = run_monte_carlo(case, result, **{"started": t0, **monte_carlo})
         result.verified = result.verified and result.monte_carlo.consistent
         result.seconds = time.perf_counter() - t0
     return result

@@ -19,6 +19,7 @@ standard error is used, and ``stderr_from`` says so.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -169,6 +170,24 @@ CHUNK_TRANSITIONS = 2**20
 AUTO_FIRST = 10_000
 #: the most transitions one auto batch may hold (about 0.3 GB of flat arrays)
 AUTO_TRANSITIONS = 20_000_000
+#: episodes of the pilot that sizes the first auto batch (drawn with their own seed, not used in tests)
+AUTO_PILOT = 64
+
+
+def _first_auto_batch(mdp, seed, max_steps, group, left) -> int:
+    """The first batch of --episodes auto: :data:`AUTO_FIRST` episodes, fewer when a pilot of
+    :data:`AUTO_PILOT` episodes (its own seed, spawned from ``seed``; discarded) shows that they
+    would not fit the time left or :data:`AUTO_TRANSITIONS` (CliffWalking's uniform policy: about
+    3,000 steps an episode)."""
+    pilot_seed = int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
+    t = time.perf_counter()
+    pilot = sample_sparse(mdp, AUTO_PILOT, seed=pilot_seed, max_steps=max_steps)
+    per_episode = (time.perf_counter() - t) / AUTO_PILOT
+    mean_len = max(float(np.mean(pilot.lengths)) if len(pilot.lengths) else 1.0, 1.0)
+    # sampling is about a third of an episode's cost (estimators and statistics follow)
+    fit = min(AUTO_TRANSITIONS / mean_len, max(left, 0.0) / max(3 * per_episode, 1e-9))
+    size = int(min(AUTO_FIRST, max(fit, 16 * group)))
+    return size - size % group
 
 
 def dense_work(case) -> float:
@@ -315,12 +334,14 @@ def _cut_matters(mdp, cut: int, tail_bound: float) -> bool:
 
 def monte_carlo(case, result, *, episodes=10_000, seed: int = 0, estimators=ESTIMATORS,
                 group: int = 8, alpha: float = 0.01, max_steps: int | None = None, budget: float = 5.0,
+                started: float | None = None,
                 progress=None) -> MonteCarlo:
     """Sample episodes and test every estimator against its exact mean.
 
     ``episodes`` is a number, or ``"auto"``: sample in growing batches (the first of
-    :data:`AUTO_FIRST` episodes, each next one as large as all before it, sized to the time left)
-    until no test is inconclusive for lack of effective episodes, or until ``budget`` seconds of
+    :data:`AUTO_FIRST` episodes, or fewer when a pilot shows that they would not fit the budget, each next one as large as all before it, sized to the time left)
+    until no test is inconclusive for lack of effective episodes, or until ``budget`` seconds (counted
+    from ``started``, a ``time.perf_counter()`` reading, when given: check passes its own start) of
     sampling are spent.  The stopping rule looks only at the effective numbers of episodes (and
     at cut episodes), never at a sample mean or a z-score: the number of episodes is not chosen
     by how far the estimates are from their exact means, so Holm's threshold, fixed in advance,
@@ -363,7 +384,6 @@ def monte_carlo(case, result, *, episodes=10_000, seed: int = 0, estimators=ESTI
     ``progress(done, total)``, if given, is called as batches of episodes are sampled (``total``
     None in auto mode; the CLI draws a progress bar with it; this function never prints).
     """
-    import time
 
     auto = episodes == "auto"
     t_start = time.perf_counter()
@@ -455,8 +475,8 @@ def monte_carlo(case, result, *, episodes=10_000, seed: int = 0, estimators=ESTI
         out.stopped = "the requested number of episodes"
     else:
         spawner = np.random.SeedSequence(seed)
-        t0 = time.perf_counter()
-        size, batch_seed = AUTO_FIRST, seed
+        t0 = started if started is not None else time.perf_counter()
+        size, batch_seed = _first_auto_batch(mdp, seed, max_steps, group, budget - (time.perf_counter() - t0)), seed
         while True:
             tb = time.perf_counter()
             ep = sample_sparse(mdp, size, seed=batch_seed, max_steps=max_steps)
