@@ -321,8 +321,11 @@ class _phase_status:
 
     def _show(self):
         with self.lock:
+            console = Console(stderr=True)
+            if not console.is_terminal:  # rich would still write a line break to a pipe or file
+                return
             if self.status is None and self.phase is not None:  # None: the check has ended
-                self.status = Console(stderr=True).status(f"{self.name}: {self.phase}")
+                self.status = console.status(f"{self.name}: {self.phase}")
                 self.status.start()
 
     def _update(self, phase: str):
@@ -369,7 +372,11 @@ class _progress_bar:
                     return
                 from rich.progress import Progress
 
-                self.bar = Progress(console=Console(stderr=True), transient=True)
+                console = Console(stderr=True)
+                if not console.is_terminal:  # nothing to animate on a pipe or file
+                    self.t0 = float("inf")
+                    return
+                self.bar = Progress(console=console, transient=True)
                 self.bar.start()
                 self.task = self.bar.add_task(self.label, total=None)
             desc = self.label + (f": {done:,} episodes" if total is None else "")

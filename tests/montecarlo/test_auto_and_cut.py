@@ -39,12 +39,36 @@ def test_auto_stops_when_every_test_is_conclusive_and_first_batch_is_the_fixed_d
 
 def test_auto_with_no_budget_stops_after_the_first_batch():
     """FrozenLake 4x4 has rare-event tests left inconclusive at 10,000 episodes; with a budget of 0 s
-    sampling stops after the first batch and says why."""
+    the first batch is the smallest (16 groups: the pilot says nothing fits) and sampling stops
+    there, saying why."""
     case = pgverify.load_case(CASES / "frozenlake_4x4.yaml")
     res = pgverify.check(case)
     mc = monte_carlo(case, res, episodes="auto", seed=0, budget=0.0, estimators=("reward_to_go",))
-    assert mc.episodes == AUTO_FIRST
+    assert mc.episodes == 16 * 8
     assert mc.stopped.startswith("every test is conclusive") or "budget" in mc.stopped
+
+
+def test_first_auto_batch_is_the_fixed_default_where_it_fits_and_smaller_where_episodes_are_long(tmp_path):
+    """The pilot only shrinks the first batch: FrozenLake 4x4 (episodes of about 8 steps) with time
+    to spare gets AUTO_FIRST, the same draws as --episodes 10000; a walk whose episodes take about
+    3,200 steps gets fewer within 0.2 s (a simple walk on 0..40 reflected at 0 needs 40^2 = 1,600
+    moves on average to reach 40 from 0, and this one moves every other step)."""
+    from pgverify.montecarlo.check import _first_auto_batch
+    from pgverify.montecarlo.sparse import sparse_tabulate
+
+    fl = sparse_tabulate(pgverify.load_case(CASES / "frozenlake_4x4.yaml"))
+    assert _first_auto_batch(fl, 0, None, 8, 60.0) == AUTO_FIRST
+    n = 40
+    walk = {"name": "long-walk", "parameters": {"p": "1/2"}, "states": [f"w{i}" for i in range(n)] + ["end"],
+            "terminal": ["end"], "actions": ["stay", "move"], "start": "w0",
+            "policy": {f"w{i}": {"stay": "1 - p", "move": "p"} for i in range(n)},
+            "transitions": {f"w{i}": {"stay": f"w{i}",
+                                      "move": {f"w{max(i - 1, 0)}": "1/2", (f"w{i + 1}" if i + 1 < n else "end"): "1/2"}}
+                            for i in range(n)},
+            "rewards": {"default": -1}}
+    long_case = pgverify.Case.from_dict(walk)
+    size = _first_auto_batch(sparse_tabulate(long_case), 0, None, 8, 0.2)
+    assert 128 <= size < AUTO_FIRST and size % 8 == 0
 
 
 def test_cli_episodes_auto_budget_and_max_steps():
