@@ -499,8 +499,10 @@ def test_frozenlake_8x8_imported_verifies_with_pgverify_check(frozenlake_8x8_fil
 def test_frozenlake_8x8_sampling_is_consistent(frozenlake_8x8_file):
     """With 4,000 episodes the goal (J = 0.0017) is reached a few times: most tests are carried by one
     or two episodes and must come out inconclusive, not as false alarms (the sample's standard error,
-    used before, called the unbiased baselines biased with |z| up to 12).  The exact standard errors
-    come from the certified float64 moments."""
+    used before, called the unbiased baselines biased with |z| up to 12).  FrozenLake 8x8 is over the
+    dense moment recursions' budget (their certified float64 route takes about 30 s here), so the
+    exact mean is the gradient and the standard error the sample's, guarded by the n_eff and
+    non-zero-estimate rules; the result says so."""
     import json
 
     from pgverify.cli import main
@@ -511,6 +513,7 @@ def test_frozenlake_8x8_sampling_is_consistent(frozenlake_8x8_file):
     mc = data["monte_carlo"]
     assert data["verified"] and mc["consistent"]
     assert mc["inconclusive"] > 0 and "inconclusive" in mc["test"]
+    assert "over their budget" in mc["moments"]
     for e in mc["estimators"].values():
-        assert e["stderr_from"] == "exact variance" and e["variance_from"].startswith("float64 backward induction")
+        assert e["stderr_from"] == "sample"
         assert e["consistent"] is not False
