@@ -178,33 +178,36 @@ class _Table:
         return np.minimum(pos, self.last[rows])
 
 
-def sample(mdp: TabularMDP, episodes: int, seed: int | None = 0, max_steps: int | None = None) -> Episodes:
-    """Sample ``episodes`` episodes at the parameter point (see the module docstring)."""
-    rng = np.random.Generator(np.random.PCG64(seed))
-    if mdp.horizon is not None:
-        limit = mdp.horizon
-    elif max_steps is not None:
-        limit = max_steps
-    elif mdp.gamma < 1:
-        limit = min(DEFAULT_MAX_STEPS, int(np.ceil(np.log(1e-12) / np.log(mdp.gamma))))
-    else:
-        limit = DEFAULT_MAX_STEPS
-    E = episodes
-    s = _draw(rng, mdp.rho0, E)
-    S, A = mdp.pi.shape
-    # one draw per step of the triple (s, a, s') from pi(a|s) P(s'|s, a): row s of a table of width A * S,
-    # whose flat position code = (s * A + a) * S + s' names the transition
-    joint = _Table((mdp.pi[:, :, None] * mdp.P).reshape(S, A * S))
-    # the smallest integer type that holds -1 and every index (less memory to write)
-    itype = np.int16 if max(S, A) < 2**15 else np.int32
-    code_next = np.tile(np.arange(S), S * A)
-    code_alive = ~mdp.terminal[code_next]
+def step_limit(horizon, gamma: float, max_steps: int | None) -> int:
+    """How many steps an episode may take: the horizon, else ``max_steps``, else gamma^t < 1e-12
+    (at most :data:`DEFAULT_MAX_STEPS`) for a discounted task, else :data:`DEFAULT_MAX_STEPS`."""
+    if horizon is not None:
+        return horizon
+    if max_steps is not None:
+        return max_steps
+    if gamma < 1:
+        return min(DEFAULT_MAX_STEPS, int(np.ceil(np.log(1e-12) / np.log(gamma))))
+    return DEFAULT_MAX_STEPS
+
+
+def lockstep(rng, table, code_next: np.ndarray, terminal: np.ndarray, s: np.ndarray, limit: int,
+             horizon, gamma: float, max_abs_reward: float):
+    """Run every episode in lockstep from the start states ``s``: one ``table.draw`` per step over
+    the live episodes gives each a code, whose next state is ``code_next[code]``.
+
+    Returns (lengths, flat codes in episode-major order, cut, tail): step t of episode e is at
+    offsets[e] + t (offsets from the lengths), written once, nothing padded; ``cut`` episodes were
+    still running after ``limit`` steps (without a horizon), and ``tail`` bounds what a cut leaves out
+    of a discounted return (infinite with discount 1).
+    """
+    E = len(s)
+    code_alive = ~terminal[code_next]
     never_ends = bool(code_alive.all())
-    idx = np.nonzero(~mdp.terminal[s])[0]
+    idx = np.nonzero(~terminal[s])[0]
     cur = s[idx]
     steps = []  # per time step: (indices of the episodes alive, their codes)
     while len(idx) and len(steps) < limit:
-        code = joint.draw(rng, cur)
+        code = table.draw(rng, cur)
         steps.append((idx, code))
         if never_ends:
             cur = code_next[code]
@@ -212,22 +215,37 @@ def sample(mdp: TabularMDP, episodes: int, seed: int | None = 0, max_steps: int 
             keep = code_alive[code]
             idx = idx[keep]
             cur = code_next[code[keep]]
-    cut = len(idx) if mdp.horizon is None else 0
+    cut = len(idx) if horizon is None else 0
     tail = 0.0
-    if cut and mdp.gamma < 1:
-        tail = float(mdp.gamma**limit * np.abs(mdp.r).max(initial=0.0) / (1 - mdp.gamma))
+    if cut and gamma < 1:
+        tail = float(gamma**limit * max_abs_reward / (1 - gamma))
     elif cut:
         tail = float("inf")
-    # the steps come in step-major order; step t of episode e goes to offsets[e] + t (episode-major):
-    # one scatter of the N transitions' codes, nothing padded
     lengths = np.zeros(E, dtype=np.int64)
     for t, (ix, _) in enumerate(steps):
         lengths[ix] = t + 1
     offsets = np.zeros(E, dtype=np.int64)
     np.cumsum(lengths[:-1], out=offsets[1:])
-    flat_code = np.empty(int(lengths.sum()), dtype=np.int32 if S * A * S < 2**31 else np.int64)
+    flat = np.empty(int(lengths.sum()), dtype=np.int64)
     for t, (ix, code) in enumerate(steps):
-        flat_code[offsets[ix] + t] = code
+        flat[offsets[ix] + t] = code
+    return lengths, flat, cut, tail
+
+
+def sample(mdp: TabularMDP, episodes: int, seed: int | None = 0, max_steps: int | None = None) -> Episodes:
+    """Sample ``episodes`` episodes at the parameter point (see the module docstring)."""
+    rng = np.random.Generator(np.random.PCG64(seed))
+    limit = step_limit(mdp.horizon, mdp.gamma, max_steps)
+    s = _draw(rng, mdp.rho0, episodes)
+    S, A = mdp.pi.shape
+    # one draw per step of the triple (s, a, s') from pi(a|s) P(s'|s, a): row s of a table of width A * S,
+    # whose flat position code = (s * A + a) * S + s' names the transition
+    joint = _Table((mdp.pi[:, :, None] * mdp.P).reshape(S, A * S))
+    # the smallest integer type that holds -1 and every index (less memory to write)
+    itype = np.int16 if max(S, A) < 2**15 else np.int32
+    code_next = np.tile(np.arange(S), S * A)
+    lengths, flat_code, cut, tail = lockstep(rng, joint, code_next, mdp.terminal, s, limit, mdp.horizon, mdp.gamma,
+                                             float(np.abs(mdp.r).max(initial=0.0)))
     code_state = np.repeat(np.arange(S, dtype=itype), A * S)
     code_action = np.tile(np.repeat(np.arange(A, dtype=itype), S), S)
     return Episodes(s.astype(itype), lengths, code_state[flat_code], code_action[flat_code],

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .sampler import DEFAULT_MAX_STEPS, Episodes
+from .sampler import Episodes, lockstep, step_limit
 
 __all__ = ["SparseMDP", "sparse_tabulate", "sample_sparse", "sparse_state_values"]
 
@@ -258,51 +258,16 @@ def sample_sparse(mdp: SparseMDP, episodes: int, seed: int | None = 0, max_steps
     """Sample ``episodes`` episodes at the parameter point: the same contract (and, for the same
     seed, the same draws) as :func:`pgverify.montecarlo.sampler.sample`, from the sparse table."""
     rng = np.random.Generator(np.random.PCG64(seed))
-    if mdp.horizon is not None:
-        limit = mdp.horizon
-    elif max_steps is not None:
-        limit = max_steps
-    elif mdp.gamma < 1:
-        limit = min(DEFAULT_MAX_STEPS, int(np.ceil(np.log(1e-12) / np.log(mdp.gamma))))
-    else:
-        limit = DEFAULT_MAX_STEPS
+    limit = step_limit(mdp.horizon, mdp.gamma, max_steps)
     S = len(mdp.states)
-    E = episodes
     cdf = np.cumsum(mdp.rho0)
-    u = rng.random(E) * cdf[-1]
+    u = rng.random(episodes) * cdf[-1]
     s = np.minimum(np.searchsorted(cdf, u, side="right"), S - 1)
     live = np.nonzero(mdp.tr_w > 0)[0]  # the entries a draw can take (sorted: rows in order)
     table = _SparseTable(mdp.tr_state[live], mdp.tr_w[live], S)
-    code_next = mdp.tr_next[live]
-    code_alive = ~mdp.terminal[code_next]
-    never_ends = bool(code_alive.all())
     itype = np.int16 if max(S, mdp.width) < 2**15 else np.int32
-    idx = np.nonzero(~mdp.terminal[s])[0]
-    cur = s[idx]
-    steps = []
-    while len(idx) and len(steps) < limit:
-        code = table.draw(rng, cur)
-        steps.append((idx, code))
-        if never_ends:
-            cur = code_next[code]
-        else:
-            keep = code_alive[code]
-            idx = idx[keep]
-            cur = code_next[code[keep]]
-    cut = len(idx) if mdp.horizon is None else 0
-    tail = 0.0
-    if cut and mdp.gamma < 1:
-        tail = float(mdp.gamma**limit * mdp.max_abs_reward() / (1 - mdp.gamma))
-    elif cut:
-        tail = float("inf")
-    lengths = np.zeros(E, dtype=np.int64)
-    for t, (ix, _) in enumerate(steps):
-        lengths[ix] = t + 1
-    offsets = np.zeros(E, dtype=np.int64)
-    np.cumsum(lengths[:-1], out=offsets[1:])
-    flat = np.empty(int(lengths.sum()), dtype=np.int64)
-    for t, (ix, code) in enumerate(steps):
-        flat[offsets[ix] + t] = code
+    lengths, flat, cut, tail = lockstep(rng, table, mdp.tr_next[live], mdp.terminal, s, limit, mdp.horizon,
+                                        mdp.gamma, mdp.max_abs_reward())
     tr = live[flat]
     return Episodes(s.astype(itype), lengths, mdp.tr_state[tr].astype(itype), mdp.tr_action[tr].astype(itype),
                     mdp.tr_next[tr].astype(itype), mdp.tr_r[tr], cut, seed, limit, tail)
