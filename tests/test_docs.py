@@ -14,6 +14,8 @@ The pages are ``docs/case-format.md`` and ``docs/notation.md``. Their convention
   block is the whole of the file PATH (a path from the repository root).
 * ``<!-- excerpt: PATH -->``: the block is an excerpt of PATH. Each of its lines, other than
   ``...``, is a line of PATH, in the same order. Comments (`` # ...``) and blank lines do not count.
+* ``<!-- requires: MODULE -->`` before a ```` ```console ```` block: the block needs an optional extra
+  (``torch``); without the module it is skipped, as the page says, and not run.
 
 The output must be identical to the documented one up to trailing whitespace at the end of lines and
 of the output. Summaries are printed with ``COLUMNS=100``. The only other difference allowed is the
@@ -42,7 +44,7 @@ PAGES = [ROOT / "docs" / "case-format.md", ROOT / "docs" / "notation.md", ROOT /
 EXAMPLES = ROOT / "docs" / "examples"
 
 FENCE = re.compile(r"^```([a-z]*)\n(.*?)^```$", re.S | re.M)
-TAG = re.compile(r"<!-- (file|excerpt): (\S+) -->\n$")
+TAG = re.compile(r"<!-- (file|excerpt|requires): (\S+) -->\n$")
 SECONDS = re.compile(r"^(mode: [^;\n]+); [0-9]+(?:\.[0-9]+)? s$", re.M)
 MARKER = "@@@ pgverify doc test: end of command @@@"
 
@@ -107,7 +109,16 @@ def blocks(page: Path) -> list[Block]:
 
 ALL = [b for page in PAGES for b in blocks(page)]
 CONSOLE = [b for b in ALL if b.lang == "console"]
-TAGGED = [b for b in ALL if b.tag]
+TAGGED = [b for b in ALL if b.tag and b.tag[0] in ("file", "excerpt")]
+
+
+def missing_module(block: Block) -> str | None:
+    """The optional module a console block requires and this environment lacks, or None."""
+    import importlib.util
+
+    if block.tag and block.tag[0] == "requires" and importlib.util.find_spec(block.tag[1]) is None:
+        return block.tag[1]
+    return None
 
 
 def normalise(text: str) -> str:
@@ -141,7 +152,8 @@ def run_block(block: Block) -> list[str]:
 @pytest.fixture(scope="module")
 def outputs():
     """Run every console block once, in parallel: block id -> the outputs of its commands."""
-    order = sorted(CONSOLE, key=lambda b: -len(b.commands()))  # long blocks first: less waiting at the end
+    runnable = [b for b in CONSOLE if missing_module(b) is None]
+    order = sorted(runnable, key=lambda b: -len(b.commands()))  # long blocks first: less waiting at the end
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
         return dict(zip((b.id for b in order), pool.map(run_block, order)))
 
@@ -157,6 +169,8 @@ def test_the_pages_have_commands():
 
 @pytest.mark.parametrize("block", CONSOLE, ids=[b.id for b in CONSOLE])
 def test_command_output_is_documented(block, outputs):
+    if missing_module(block):
+        pytest.skip(f"{block.id} needs {missing_module(block)} (an optional extra: pip install 'pgverify[{missing_module(block)}]')")
     got = outputs[block.id]
     commands = block.commands()
     assert len(got) == len(commands), f"{block.id}: the shell stopped early:\n{''.join(got)}"
