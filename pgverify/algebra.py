@@ -143,8 +143,10 @@ class _Normaliser:
             if ex.is_Rational:
                 return self._root(self.norm(base), ex.q) ** ex.p
             if base == sympy.E:
-                return self.norm(sympy.exp(ex))
-            return self.norm(sympy.exp(ex * sympy.log(base)))  # b**x = exp(x log b)
+                return self._exp(sympy.expand(ex))
+            # b**x = exp(x log b), built as the exp atom directly: sympy turns exp(x*log(b)) back
+            # into b**x, and normalising that again never ends (2**exp(10) raised RecursionError)
+            return self._exp(sympy.expand(ex * sympy.log(base)))
         if isinstance(e, sympy.exp):
             return self._exp(sympy.expand(e.args[0]))
         if isinstance(e, sympy.log):
@@ -207,7 +209,8 @@ class _Normaliser:
     def _log_irreducible(self, fac):
         atom = self.by_symbol.get(fac)
         if atom is not None and isinstance(atom.expr, sympy.exp):
-            return sympy.expand(atom.expr.args[0])  # log(exp(u)) = u for real u
+            # log(exp(u)) = u for real u, normalised (u = sin(t) must become the sin atom)
+            return self.norm(sympy.expand(atom.expr.args[0]))
         key = ("log", fac)
         return self._atom(key, sympy.log(self.denorm(fac)), "L", lambda q: self.diff_norm(fac, q) / fac)
 

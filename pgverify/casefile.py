@@ -42,6 +42,8 @@ TOP_KEYS = (
     "start", "discount", "horizon", "policy", "transitions", "rewards",
 )
 RESERVED = set(FUNCTIONS) | {"pi", "a", "default"}
+#: Most horizon x states: every engine works per state and step (docs/limits.md).
+MAX_STATE_STEPS = 10**8
 ZERO = sympy.Integer(0)
 ONE = sympy.Integer(1)
 
@@ -359,6 +361,7 @@ class _Builder:
         self.reward_keys: dict = {}  # (s, a, s_next) -> (key path, line) of the reward entry used
         self.tabular_names: set = set()  # theta_<state>_<action> of a tabular softmax
         self._memos: dict = {}  # id(names) -> (names, {text or number: expression or ExpressionError})
+        self.refused_names: set = set()  # parameter or constant names whose declaration was refused
 
     # -- reporting ------------------------------------------------------------
     def unknown_action(self, key, node, a, s, actions):
@@ -444,6 +447,9 @@ class _Builder:
                 result = exc
             memo[ckey] = result
         if isinstance(result, ExpressionError):
+            if self.refused_names and result.text and any(
+                    re.search(rf"(?<![\w]){re.escape(n)}(?![\w])", result.text) for n in self.refused_names):
+                return None  # a use of a name whose declaration was refused, with the reason: said once
             self.err(key, node, result.reason, given=result.text, hint=result.hint)
             return None
         return result
@@ -536,15 +542,17 @@ class _Builder:
         return out
 
     def _check_identifier(self, name, where, node) -> bool:
-        if not name.isidentifier() or keyword.iskeyword(name):
-            self.err(f"{where}.{name}", node, f"{name!r} is not a valid name",
-                     hint="Use letters, digits and _, starting with a letter")
-            return False
-        if name in RESERVED:
-            self.err(f"{where}.{name}", node, f"{name!r} is a reserved name",
-                     hint=f"Reserved: {', '.join(sorted(RESERVED))}")
-            return False
-        return True
+        """A parameter or constant name: letters, digits and _, starting with a letter, not reserved.
+
+        A refused name is remembered, so that its uses are not reported again as unknown names.
+        """
+        why = _name_problem(name)
+        if why is None:
+            return True
+        self.refused_names.add(name)
+        message, hint = why
+        self.err(f"{where}.{name}", node, message, given=name, hint=hint)
+        return False
 
     def _parameters(self, constants):
         params, point = [], {}
@@ -757,6 +765,13 @@ class _Builder:
         if value is None or value < 1 or str(value) != text.lstrip("+"):
             self.err("horizon", node, "the horizon must be a positive integer",
                      hint="Write e.g. 'horizon: 10', or leave it out to run until a terminal state")
+            return None
+        states = self.top.get("states")
+        count = len(states.value) if states is not None and states.kind == "seq" else 1
+        if value * max(count, 1) > MAX_STATE_STEPS:
+            self.err("horizon", node, f"horizon x states = {value:,} x {count:,} is over the limit of "
+                     f"{MAX_STATE_STEPS:.0e} state-steps", given=text,
+                     hint="Use a shorter horizon, or none with a discount below 1 (docs/limits.md)")
             return None
         return value
 
@@ -1016,6 +1031,32 @@ class _Builder:
                                              hint="Remove it, or use it in an expression"))
 
 
+_RESERVED_WHY = {
+    "a": "'a' is reserved for the action of a deterministic policy",
+    "pi": "'pi' is reserved: in a reward it stands for the probability pi(a|s) of the step's action",
+    "default": "'default' is reserved: it names the default reward",
+}
+
+
+def _name_problem(name: str):
+    """(message, hint) when ``name`` cannot name a parameter or a constant, else None."""
+    import unicodedata
+
+    rename = "Rename it: letters, digits and _, starting with a letter"
+    if unicodedata.normalize("NFKC", name) != name:
+        return (f"{name!r} is written with compatibility characters: expressions read it as "
+                f"{unicodedata.normalize('NFKC', name)!r}", f"Write {unicodedata.normalize('NFKC', name)!r}")
+    if keyword.iskeyword(name):
+        return f"{name!r} is a Python keyword, which an expression cannot use as a name", rename
+    if not name.isidentifier() or not name[0].isalpha():
+        return f"{name!r} is not a valid name", "Use letters, digits and _, starting with a letter"
+    if name in FUNCTIONS:
+        return f"{name!r} is the name of a function of the expression language", rename
+    if name in _RESERVED_WHY:
+        return _RESERVED_WHY[name], rename
+    return None
+
+
 def _softmax(logits: Mapping[str, sympy.Expr], actions) -> dict[str, sympy.Expr]:
     """pi(a|s) = exp(l_a) / sum_b exp(l_b); a missing logit is 0 (Sutton & Barto 2018, eq. 13.2)."""
     exps = {a: sympy.exp(logits.get(a, ZERO)) for a in actions}
@@ -1091,16 +1132,26 @@ def _sum_problem(row: Mapping[str, sympy.Expr], point, params):
     diff = total - 1
     if diff == 0 or sympy.expand(diff) == 0 or sympy.cancel(sympy.expand(diff)) == 0:
         return None
-    at_point = sympy.nsimplify(diff.subs(point)) if diff.free_symbols else diff
-    val = sympy.N(at_point, 60)
-    if abs(val) > sympy.Float("1e-45"):
-        return (f"probabilities sum to {sympy.nsimplify(total.subs(point))}, not 1, at the parameter point",
+    at_point = diff.xreplace(point) if diff.free_symbols else diff
+    if at_point.is_Rational:  # exact: a sum of 1 + 1e-46 is not 1
+        off = at_point != 0
+    else:
+        off = abs(sympy.N(at_point, 120)) > sympy.Float("1e-100", 120)
+    if off:
+        shown = total.xreplace(point)
+        shown = str(shown) if shown.is_Rational else f"{sympy.N(shown, 20)} (to 20 digits)"
+        return (f"probabilities sum to {shown}, not 1, at the parameter point",
                 str(total), "Make the probabilities of this distribution add up to exactly 1")
     rng = random.Random(12345)
     for _ in range(3):
         pt = {p: sympy.Rational(rng.randint(1, 99), 100) for p in params if p in diff.free_symbols}
-        v = sympy.N(diff.subs(pt), 60)
-        if v.is_real is False or abs(v) > sympy.Float("1e-40"):
+        v = diff.xreplace(pt)
+        if v.is_Rational:
+            bad = v != 0
+        else:
+            v = sympy.N(v, 60)
+            bad = v.is_real is False or abs(v) > sympy.Float("1e-40")
+        if bad:
             return ("probabilities sum to 1 at the parameter point but not for every theta "
                     f"(at {dict((str(k), str(x)) for k, x in pt.items())} the sum minus 1 is {sympy.N(v, 6)})",
                     str(total), "The gradient needs the distribution to sum to 1 for all theta")
@@ -1157,8 +1208,11 @@ def check_at_point(case: Case, lines: Mapping[str, int | None] | None = None,
         else:
             if e not in outside:
                 v = value(e)
-                num = sympy.N(v, 60)
-                bad = not num.is_real or num < -sympy.Float("1e-50") or num > 1 + sympy.Float("1e-50")
+                if v.is_Rational:  # exact: -1e-60 is negative
+                    bad = v < 0 or v > 1
+                else:
+                    num = sympy.N(v, 120)
+                    bad = not num.is_real or num < -sympy.Float("1e-100", 120) or num > 1 + sympy.Float("1e-100", 120)
                 outside[e] = v if bad else None
             v = outside[e]
             if v is None:

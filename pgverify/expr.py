@@ -22,6 +22,8 @@ Examples
 from __future__ import annotations
 
 import ast
+import math
+import re
 from fractions import Fraction
 from typing import Mapping
 
@@ -48,6 +50,11 @@ FUNCTIONS = {
 }
 
 _MAX_LENGTH = 10_000
+#: Most decimal digits of an exact number (numerator or denominator), and of a number's magnitude
+#: (10**1000): beyond, a value is refused before any work (docs/limits.md).
+MAX_DIGITS = 1000
+_MAX_BITS = int(MAX_DIGITS * 3.3219280948873626) + 1
+_EXPONENT = re.compile(r"[eE]([+-]?[0-9_]+)")
 _MAX_POWER = 1000  # largest integer exponent accepted (guards against 9**9**9)
 _MAX_DEPTH = 200
 
@@ -64,6 +71,7 @@ def exact_number(value) -> sympy.Expr:
     if isinstance(value, bool):
         raise ExpressionError("a boolean is not a number", str(value))
     if isinstance(value, int):
+        _check_bits(value, 1, str(value)[:40])
         return sympy.Integer(value)
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
@@ -71,8 +79,26 @@ def exact_number(value) -> sympy.Expr:
         f = Fraction(repr(value))
         return sympy.Rational(f.numerator, f.denominator)
     if isinstance(value, Fraction):
+        _check_bits(value.numerator, value.denominator, str(value)[:40])
         return sympy.Rational(value.numerator, value.denominator)
     raise ExpressionError("not a number", repr(value))
+
+
+def _check_bits(p: int, q: int, shown: str) -> None:
+    if max(abs(p).bit_length(), q.bit_length()) > _MAX_BITS:
+        raise ExpressionError(f"a number of more than {MAX_DIGITS} digits", shown + "...",
+                              f"pgverify works with exact numbers of at most {MAX_DIGITS} digits (docs/limits.md)")
+
+
+def _log10_magnitude(x: sympy.Expr) -> float | None:
+    """log10 |x| of a number without parameters, estimated in floating point (None: unknown)."""
+    try:
+        v = sympy.N(x, 15)
+        if v.is_zero:
+            return -math.inf
+        return float(sympy.log(abs(v), 10).evalf(15))
+    except (TypeError, ValueError, OverflowError, ArithmeticError):
+        return None
 
 
 def parse_number(text: str) -> sympy.Rational:
@@ -114,8 +140,15 @@ def parse_expression(
     try:
         tree = ast.parse(src, mode="eval")
     except SyntaxError as exc:
+        if "digits" in str(exc.msg):  # an integer literal over Python's 4300 digits
+            raise ExpressionError(f"a number of more than {MAX_DIGITS} digits", src[:40] + "...",
+                                  "docs/limits.md lists the limits") from None
         raise ExpressionError(f"not a valid expression ({exc.msg})", src) from None
-    except (RecursionError, MemoryError, ValueError):
+    except ValueError as exc:  # an integer literal over Python's 4300 digits, or a null byte
+        reason = (f"a number of more than {MAX_DIGITS} digits" if "digits" in str(exc)
+                  else f"not a valid expression ({exc})")
+        raise ExpressionError(reason, src[:40]) from None
+    except (RecursionError, MemoryError):
         raise ExpressionError("expression too deeply nested", src[:40]) from None
     try:
         return _Walker(src, names, context).visit(tree.body, 0)
@@ -144,8 +177,15 @@ class _Walker:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 self.fail(node, "only numbers and names are allowed, not this literal")
             if isinstance(value, int):
+                if value.bit_length() > _MAX_BITS:
+                    self.fail(node, f"a number of more than {MAX_DIGITS} digits")
                 return sympy.Integer(value)
-            # Read the decimal exactly as written: 0.1 is 1/10.
+            # Read the decimal exactly as written: 0.1 is 1/10 (its exponent checked first: 1e9999999999
+            # would otherwise be expanded into ten billion digits)
+            m = _EXPONENT.search(self.segment(node))
+            if m and abs(int(m.group(1).replace("_", ""))) > MAX_DIGITS:
+                self.fail(node, f"a number with a decimal exponent beyond {MAX_DIGITS} in magnitude",
+                          f"pgverify works with exact numbers of at most {MAX_DIGITS} digits (docs/limits.md)")
             try:
                 f = Fraction(self.segment(node).replace("_", ""))
             except (ValueError, ZeroDivisionError):
@@ -173,12 +213,19 @@ class _Walker:
                 if right.is_Number and abs(right) > _MAX_POWER:
                     self.fail(node, f"exponent larger than {_MAX_POWER} in magnitude")
                 if (
-                    left.is_Integer
+                    left.is_Rational
                     and right.is_Number
-                    and abs(left) > 1
-                    and int(abs(left)).bit_length() * abs(right) > 100_000
+                    and max(int(abs(left.p)).bit_length(), int(left.q).bit_length()) * abs(right) > 100_000
+                    and abs(left) != 1
                 ):
-                    self.fail(node, "number too large")
+                    self.fail(node, "number too large", f"Powers of exact numbers may have at most {MAX_DIGITS} "
+                              "digits (docs/limits.md)")
+                if left.is_number and right.is_number and not right.is_Integer:
+                    mag, ex = _log10_magnitude(left), _log10_magnitude(right)
+                    if mag is not None and ex is not None and ex > 0 and mag > 0 and \
+                            mag * 10 ** ex > MAX_DIGITS:
+                        self.fail(node, f"a power whose value has more than {MAX_DIGITS} digits",
+                                  "Numbers are kept exact; docs/limits.md lists the limits")
                 if left.is_zero and right.is_Number and right.is_negative:
                     self.fail(node, "division by zero")
                 return left**right
@@ -198,7 +245,13 @@ class _Walker:
                 self.fail(node, "log of a number that is not positive")
             if node.func.id == "sqrt" and arg.is_number and arg.is_negative:
                 self.fail(node, "sqrt of a negative number")
-            return FUNCTIONS[node.func.id](arg)
+            if node.func.id in ("exp", "sigmoid") and arg.is_number:
+                mag = _log10_magnitude(arg)
+                if mag is None or 10 ** min(mag, 308) > MAX_DIGITS * math.log(10):
+                    self.fail(node, f"exp of a number beyond {MAX_DIGITS * math.log(10):.0f} in magnitude: its value "
+                              f"would have more than {MAX_DIGITS} digits", "docs/limits.md lists the limits")
+            out = FUNCTIONS[node.func.id](arg)
+            return out
         self.fail(
             node,
             f"{type(node).__name__} is not allowed in an expression",

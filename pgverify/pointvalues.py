@@ -240,8 +240,14 @@ class PointEvaluator:
                 raise NotFinite(f"the derivative of {base}**({ex}) is infinite at the point")
             c = self._num(flint.fmpq(p, q)) * v / b
             return v, {j: c * x for j, x in db.items()}
-        # b**x = exp(x log b)
-        return self._eval(sympy.exp(ex * sympy.log(base)))
+        # b**x = exp(x log b), evaluated directly (sympy would turn exp(x*log(b)) back into b**x)
+        x, dx = self._eval(ex)
+        lb = self._log(b)
+        v = self._exp(x * lb)
+        g = {j: v * d * lb for j, d in dx.items()}
+        for j, d in db.items():
+            g[j] = g.get(j, 0) + v * x * d / b
+        return v, g
 
     # -- elementary functions, exact where the value is rational -------------------------
     def _is_zero(self, x) -> bool:

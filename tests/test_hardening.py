@@ -1,0 +1,125 @@
+"""Regression tests for the hardening issue, one per class of failure: what is called exact is exact
+(sums and signs of probabilities checked exactly), every size that can explode is refused before the
+work with the limit in the message (exit status 2, no traceback), names that cannot be parameters
+are refused once with the reason, and a softmax of a function of theta with log(pi) in the reward
+is checked instead of crashing."""
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import pgverify
+from pgverify.cli import main
+
+BASE = """name: t
+parameters: PARAMS
+states: [S, G]
+terminal: [G]
+actions: [x, y]
+start: S
+HORIZON
+policy: {S: {x: "X", y: "Y"}}
+transitions: {S: {x: G, y: G}}
+rewards: {S: {x: "RX", y: "RY"}}
+"""
+
+
+def case_text(X="p", Y="1 - p", RX="1", RY="0", params="{p: 1/2}", horizon=""):
+    return (BASE.replace("PARAMS", params).replace("HORIZON", horizon).replace('"X"', f'"{X}"')
+            .replace('"Y"', f'"{Y}"').replace('"RX"', f'"{RX}"').replace('"RY"', f'"{RY}"'))
+
+
+def run(tmp_path, text, *args):
+    path = tmp_path / "case.yaml"
+    path.write_text(text)
+    r = CliRunner().invoke(main, ["check", str(path), "--no-mc", *args])
+    assert "Traceback" not in r.output
+    return r
+
+
+# -- exact checks of distributions ------------------------------------------------------------
+def test_a_sum_of_one_plus_1e_minus_46_is_refused_exactly(tmp_path):
+    r = run(tmp_path, case_text(X="1/2 + 1/10**46", Y="1/2"))
+    assert r.exit_code == 2
+    assert "probabilities sum to 1" + "0" * 45 + "1/1" + "0" * 46 + ", not 1" in r.output
+
+
+def test_a_probability_of_minus_1e_minus_60_is_refused_exactly(tmp_path):
+    r = run(tmp_path, case_text(X="p - 1/10**60", Y="1 - p + 1/10**60", params="{p: 0}"))
+    assert r.exit_code == 2
+    assert "probability -1/1" + "0" * 60 + " outside [0, 1] at the parameter point" in r.output
+
+
+# -- sizes that can explode: refused before the work, with the limit ---------------------------
+@pytest.mark.parametrize("reward, message", [
+    ("1e5000", "a number with a decimal exponent beyond 1000 in magnitude"),
+    ("1e9999999999", "a number with a decimal exponent beyond 1000 in magnitude"),
+    ("9" * 5000, "a number of more than 1000 digits"),
+    ("(((1/3)**1000)**1000)**1000", "number too large"),
+    ("exp(exp(exp(1000)))", "exp of a number beyond 2303 in magnitude"),
+    ("2**exp(10)", "a power whose value has more than 1000 digits"),
+])
+def test_numbers_beyond_the_limits_are_refused_with_the_limit(tmp_path, reward, message):
+    r = run(tmp_path, case_text(RX=reward))
+    assert r.exit_code == 2, r.output
+    assert message in r.output
+
+
+def test_numbers_within_the_limits_are_computed(tmp_path):
+    """exp(1000) (435 digits) as a reward: J = p exp(1000) + (1 - p) 0, dJ/dp = exp(1000)."""
+    r = run(tmp_path, case_text(RX="exp(1000)"), "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert data["gradient"]["p"]["value"] == "exp(1000)"
+
+
+def test_a_horizon_of_a_billion_is_refused_before_the_work(tmp_path):
+    r = run(tmp_path, case_text(horizon="horizon: 1000000000"))
+    assert r.exit_code == 2
+    assert "horizon x states = 1,000,000,000 x 2 is over the limit of 1e+08 state-steps" in r.output
+
+
+# -- names that cannot be parameters ----------------------------------------------------------
+@pytest.mark.parametrize("name, message", [
+    ("a", "'a' is reserved for the action of a deterministic policy"),
+    ("pi", "'pi' is reserved: in a reward it stands for the probability pi(a|s)"),
+    ("exp", "'exp' is the name of a function of the expression language"),
+    ("lambda", "'lambda' is a Python keyword, which an expression cannot use as a name"),
+    ("_x", "'_x' is not a valid name"),
+    ("\uff50", "'\uff50' is written with compatibility characters: expressions read it as 'p'"),
+])
+def test_a_refused_name_is_said_once_with_its_reason(tmp_path, name, message):
+    r = run(tmp_path, case_text(X=name, Y=f"1 - {name}", params=f"{{{name}: 1/2}}"))
+    assert r.exit_code == 2
+    assert message in r.output
+    assert "1 problem" in r.output  # its uses are not reported again as unknown names
+
+
+def test_a_soft_keyword_is_a_valid_name(tmp_path):
+    r = run(tmp_path, case_text(X="match", Y="1 - match", params="{match: 1/2}"))
+    assert r.exit_code == 0, r.output
+
+
+# -- crashes on valid files -----------------------------------------------------------------------
+def test_softmax_of_sin_theta_with_an_entropy_bonus_is_checked(tmp_path):
+    """pi(x) = sigmoid(sin t) and the reward -log(pi): J = H(pi) (the entropy), checked symbolically
+    (the log of a softmax with sin(t) in its logit used to leave sin(t) outside the field)."""
+    text = case_text(RX="-log(pi)", RY="-log(pi)").replace('policy: {S: {x: "p", y: "1 - p"}}',
+                                                             "policy: {softmax: {S: {x: sin(t)}}}")
+    r = run(tmp_path, text.replace("{p: 1/2}", "{t: 1/2}"), "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert data["verified"] and data["proof"] == "symbolic"
+
+
+def test_two_to_a_transcendental_power_is_evaluated_without_recursion():
+    """2**t at t = 1/2 (sympy rewrites exp(t log 2) back to 2**t: the evaluators build the exp
+    atom directly): J = 2**t / 4 with the reward 2**t on x and p = 1/4... here J = p 2**t."""
+    case = pgverify.Case.from_dict({"name": "pow", "parameters": {"p": "1/4", "t": "1/2"}, "states": ["S", "G"],
+                                    "terminal": ["G"], "actions": ["x", "y"], "start": "S",
+                                    "policy": {"S": {"x": "p", "y": "1 - p"}}, "transitions": {"S": {"x": "G", "y": "G"}},
+                                    "rewards": {"S": {"x": "2**t"}}})
+    for mode in ("symbolic", "at-point", "certified"):
+        res = pgverify.check(case, mode=mode)
+        assert res.verified, mode
+        assert abs(res.objective.float - 2 ** 0.5 / 4) < 1e-15, mode
