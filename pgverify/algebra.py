@@ -43,6 +43,9 @@ __all__ = ["Algebra", "NUMERIC_DIGITS", "choose_mode", "MODES"]
 
 MODES = ("symbolic", "exact-at-point", "numeric")
 NUMERIC_DIGITS = 60  # working precision of the numeric mode (comparisons use 50 digits)
+#: At an irrational point, a symbolic result's exact value (an expression in exp(1/3), ...) is built
+#: only for elements of at most this many terms; larger ones give their 60 digits
+EXACT_VALUE_TERMS = 60
 
 
 def choose_mode(case: Case) -> str:
@@ -501,5 +504,47 @@ class Algebra:
             dv = den.evaluate(pairs) if pairs else den
             v = sympy.Rational(ring.domain.to_sympy(nv)) / sympy.Rational(ring.domain.to_sympy(dv))
             return v, sympy.Float(v, NUMERIC_DIGITS)
+        if isinstance(self.domain, flintfield.FlintField):
+            # irrational point: the value in ball arithmetic straight from the polynomials (converting
+            # a large element to sympy and substituting took seconds per value), the exact expression
+            # only for small elements
+            ball = self._ball_value(x)
+            if ball is not None:
+                num = sympy.Float(ball.mid().str(NUMERIC_DIGITS + 5, radius=False), NUMERIC_DIGITS)
+                small = len(x.n.coeffs()) + len(x.d.coeffs()) <= EXACT_VALUE_TERMS
+                expr = self.domain.to_sympy(x).xreplace(values) if small else None
+                return expr, num
         expr = self.domain.to_sympy(x).xreplace(values)
         return expr, sympy.N(expr, NUMERIC_DIGITS)
+
+    def _ball_value(self, x):
+        """x at the point as an ``arb`` ball accurate to well beyond 60 digits, or None."""
+        import flint
+
+        from .pointvalues import PointEvaluator
+
+        with flint.ctx.workprec(400):
+            if getattr(self, "_gen_balls", None) is None:
+                ev = PointEvaluator(self.params, self.case.point, "ball", prec=400)
+                try:
+                    balls = []
+                    for g in self.gens:
+                        if g in self.case.point:
+                            balls.append(ev.eval(g)[0])
+                        elif g in self.norm.by_symbol:
+                            balls.append(ev.eval(self.norm.by_symbol[g].expr)[0])
+                        else:
+                            balls.append(flint.arb(0))
+                except (ArithmeticError, ValueError):
+                    balls = False
+                self._gen_balls = balls
+            if not self._gen_balls:
+                return None
+            try:
+                v = flintfield.evaluate_balls(x, self._gen_balls)
+            except ZeroDivisionError:
+                return None
+            if not v.is_finite() or (v.rad() > abs(v.mid()) * flint.arb(10) ** -(NUMERIC_DIGITS + 5)
+                                     and v.rad() > flint.arb(10) ** -(NUMERIC_DIGITS + 60)):
+                return None  # not accurate enough: the sympy route decides
+            return v

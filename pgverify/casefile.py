@@ -11,7 +11,6 @@ All problems of a file are collected and raised together as one
 """
 from __future__ import annotations
 
-import gc
 import itertools
 import keyword
 import os
@@ -121,6 +120,10 @@ def load_case(path) -> Case:
 
 
 def _read_text(path) -> str:
+    if not isinstance(path, (str, os.PathLike)):
+        raise CaseFileError([Problem(f"expected the path of a case file (a str or a pathlib.Path), got "
+                                     f"{type(path).__name__}", given=repr(path)[:40],
+                                     hint="Pass a path, or build the case with pgverify.Case.from_dict")])
     p = Path(path)
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below)
@@ -296,6 +299,10 @@ def parse_point_value(text, constants=None) -> sympy.Expr:
 
 def revalidate_at(case: Case, values: Mapping) -> Case:
     """The case at a new point, with the point-dependent checks run again."""
+    if not isinstance(values, Mapping):
+        raise CaseFileError([Problem(f"expected a mapping of parameter names to values, got "
+                                     f"{type(values).__name__}", key="at", given=repr(values)[:40],
+                                     hint="Write e.g. case.at({'p': '1/3'})")], path=case.source)
     point = dict(case.point)
     problems = []
     names = {p.name: p for p in case.parameters}

@@ -90,7 +90,8 @@ def main():
 @click.option("--max-steps", "max_steps", type=click.IntRange(min=1), default=None,
               help="Cut an episode without a horizon after this many steps (default: where gamma^t < 1e-12, at "
                    "most 10,000).  Tests of estimates from cut episodes are inconclusive, never failed.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampler (numpy PCG64).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the sampler (numpy PCG64; a non-negative integer).")
 @click.option("--estimators", default=",".join(ESTIMATORS), show_default=True,
               help="Comma-separated estimators to check.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,

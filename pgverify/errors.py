@@ -59,12 +59,24 @@ class Problem:
             place = f"line {self.line}:"
         else:
             place = ""
-        text = " ".join(p for p in (place, f"{self.key}:" if self.key else "", self.message) if p)
+        key = shorten(self.key) if self.key else ""
+        text = " ".join(p for p in (place, f"{key}:" if key else "", shorten(self.message, 2000)) if p)
         if self.given is not None:
-            text += f" (given: {self.given!r})"
+            text += f" (given: {shorten(self.given)!r})"
         if self.hint:
-            text += f". {self.hint}"
+            text += f". {shorten(self.hint, 500)}"
         return text
+
+
+#: Longest text of a case quoted whole in a message (a state name of 10^6 characters made a 4 MB message)
+QUOTE_LIMIT = 200
+
+
+def shorten(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """``text``, or its start with its length when it is longer than ``limit`` characters."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} characters)"
 
 
 class CaseFileError(PgVerifyError):
@@ -97,7 +109,7 @@ class ExpressionError(PgVerifyError):
         self.text = text
         self.hint = hint
         self.reason = message
-        super().__init__(f"{message} in {text!r}" + (f". {hint}" if hint else ""))
+        super().__init__(f"{message} in {shorten(text)!r}" + (f". {hint}" if hint else ""))
 
 
 class EngineError(PgVerifyError):

@@ -68,6 +68,8 @@ _BINOPS = {
 
 def exact_number(value) -> sympy.Expr:
     """An exact sympy number from a Python int, float (read as its shortest decimal), Fraction or str."""
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        value = value.item()  # a NumPy scalar: its Python int or float (a float64 read as the decimal it prints)
     if isinstance(value, bool):
         raise ExpressionError("a boolean is not a number", str(value))
     if isinstance(value, int):
@@ -206,12 +208,31 @@ class _Walker:
             if isinstance(node.op, ast.UAdd):
                 return operand
             self.fail(node, "only unary + and - are allowed")
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div)):
+            # a chain a + b - c + ... (or a * b / c ...) is walked along its left spine: its length is
+            # breadth, not nesting (a flat sum of 250 terms was refused as "too deeply nested")
+            same = (ast.Add, ast.Sub) if isinstance(node.op, (ast.Add, ast.Sub)) else (ast.Mult, ast.Div)
+            chain = []
+            cur = node
+            while isinstance(cur, ast.BinOp) and isinstance(cur.op, same):
+                chain.append(cur)
+                cur = cur.left
+            acc = self.visit(cur, depth + 1)
+            for link in reversed(chain):
+                right = self.visit(link.right, depth + 1)
+                if isinstance(link.op, ast.Div) and right.is_zero:
+                    self.fail(link, "division by zero")
+                acc = _BINOPS[type(link.op)](acc, right)
+            return acc
         if isinstance(node, ast.BinOp):
             left = self.visit(node.left, depth + 1)
             right = self.visit(node.right, depth + 1)
             if isinstance(node.op, ast.Pow):
                 if right.is_Number and abs(right) > _MAX_POWER:
                     self.fail(node, f"exponent larger than {_MAX_POWER} in magnitude")
+                if right.is_Rational and not right.is_Integer and right.q > _MAX_POWER:
+                    self.fail(node, f"a root of order above {_MAX_POWER} (the exponent's denominator is {right.q})",
+                              "docs/limits.md lists the limits")
                 if (
                     left.is_Rational
                     and right.is_Number

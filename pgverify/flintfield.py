@@ -87,6 +87,25 @@ class FlintField:
         return _eval(x.n, values) / _eval(x.d, values)
 
 
+def evaluate_balls(x: "RF", values):
+    """x at ball values of the generators (python-flint ``arb``, in order): an ``arb`` enclosing
+    the exact value (Horner-free: one product of powers per term, in the balls' precision)."""
+    def poly(p):
+        total = flint.arb(0)
+        for monom, c in zip(p.monoms(), p.coeffs()):
+            t = flint.arb(int(c))
+            for v, e in zip(values, monom):
+                if e:
+                    t *= v ** int(e)
+            total += t
+        return total
+
+    den = poly(x.d)
+    if den.contains(0):
+        raise ZeroDivisionError("the denominator is not certainly non-zero at the point")
+    return poly(x.n) / den
+
+
 def _eval(p, values) -> Fraction:
     total = Fraction(0)
     for monom, c in p.to_dict().items():

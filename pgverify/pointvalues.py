@@ -71,6 +71,8 @@ class PointEvaluator:
     point : mapping Symbol -> sympy number
         Their values.
     kind : {"exact", "ball"}
+    prec : int
+        Bits of the balls (kind "ball").
 
     Examples
     --------
@@ -81,10 +83,11 @@ class PointEvaluator:
     (1/6, {0: 5/4})
     """
 
-    def __init__(self, params, point, kind: str = "exact"):
+    def __init__(self, params, point, kind: str = "exact", prec: int = BALL_PREC):
         if kind not in ("exact", "ball"):
             raise ValueError(f"unknown kind {kind!r}")
         self.kind = kind
+        self.prec = prec  # bits of the balls
         self.params = tuple(params)
         self.index = {p: j for j, p in enumerate(self.params)}
         self._cache: dict = {}
@@ -114,7 +117,7 @@ class PointEvaluator:
         if hit is not None and hit[0] is e:
             return hit[1]
         if self.kind == "ball":
-            with flint.ctx.workprec(BALL_PREC):
+            with flint.ctx.workprec(self.prec):
                 out = self._eval(e)
         elif self._sympy_fallback:
             try:

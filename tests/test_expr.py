@@ -66,4 +66,6 @@ def test_deep_nesting_is_an_error_not_a_crash():
     with pytest.raises(ExpressionError, match="too many nested parentheses"):
         parse_expression("(" * 500 + "1" + ")" * 500, {})
     with pytest.raises(ExpressionError, match="too deeply nested"):
-        parse_expression("1" + "+1" * 1000, {})
+        parse_expression("-" * 300 + "1", {})
+    # a long flat sum is breadth, not depth (it was refused as "too deeply nested")
+    assert parse_expression("1" + "+1" * 1000, {}) == 1001

@@ -123,3 +123,60 @@ def test_two_to_a_transcendental_power_is_evaluated_without_recursion():
         res = pgverify.check(case, mode=mode)
         assert res.verified, mode
         assert abs(res.objective.float - 2 ** 0.5 / 4) < 1e-15, mode
+
+
+# -- command line and API: wrong types and long texts -------------------------------------------
+def test_wrong_types_get_a_case_file_error_saying_what_was_expected():
+    for bad in (None, 123):
+        with pytest.raises(pgverify.CaseFileError, match="expected the path of a case file"):
+            pgverify.load_case(bad)
+    with pytest.raises(pgverify.CaseFileError, match="expected the path of a case file"):
+        pgverify.check(None)
+    case = pgverify.load_case("cases/short_corridor.yaml")
+    with pytest.raises(pgverify.CaseFileError, match="expected a mapping of parameter names to values, got list"):
+        case.at([1])
+
+
+def test_numpy_scalars_are_numbers():
+    """A float64 is read as the decimal it prints (0.1 -> 1/10), an int64 as its integer."""
+    np = pytest.importorskip("numpy")
+    case = pgverify.Case.from_dict({
+        "name": "np", "parameters": {"p": "1/3"}, "states": ["S", "G"], "terminal": ["G"], "actions": ["x", "y"],
+        "start": "S", "policy": {"S": {"x": "p", "y": "1 - p"}}, "transitions": {"S": {"x": "G", "y": "G"}},
+        "rewards": {"S": {"x": np.float64(0.1), "y": np.int64(2)}}})
+    import sympy
+
+    assert case.r["S"]["x"]["G"] == sympy.Rational(1, 10) and case.r["S"]["y"]["G"] == 2
+
+
+def test_a_negative_seed_is_a_usage_error():
+    r = CliRunner().invoke(main, ["check", "cases/short_corridor.yaml", "--seed", "-1"])
+    assert r.exit_code == 2 and "-1 is not in the range x>=0" in r.output
+
+
+def test_a_flat_sum_of_250_terms_is_breadth_not_depth():
+    from pgverify.expr import parse_expression
+
+    assert parse_expression(" + ".join(["1"] * 250)) == 250
+    assert parse_expression("1 - 2 - 3") == -4 and parse_expression("8/2/2") == 2
+
+
+def test_long_texts_are_cut_in_messages():
+    """A state name of 10^6 characters made a 4 MB message; each quoted text is cut at 200, each
+    characters of a message (with its length), each hint at 500."""
+    d = {"name": "c", "states": ["S" * 10**6, "G"], "terminal": ["G"], "actions": ["x"], "start": "T",
+         "policy": {"S": {"x": 1}}, "transitions": {"S": {"x": "G"}}}
+    with pytest.raises(pgverify.CaseFileError) as err:
+        pgverify.Case.from_dict(d)
+    assert len(str(err.value)) < 20_000
+    assert "characters)" in str(err.value)  # a cut text says how long it was
+
+
+def test_a_root_of_huge_order_is_refused():
+    """The mutation fuzzer's find: -a**1e-308 in a deterministic case divided by zero in the field."""
+    from pgverify.errors import ExpressionError
+    from pgverify.expr import parse_expression
+    import sympy
+
+    with pytest.raises(ExpressionError, match="a root of order above 1000"):
+        parse_expression("a**1e-308", {"a": sympy.Symbol("a")})
