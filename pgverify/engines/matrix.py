@@ -37,7 +37,7 @@ import numpy as np
 
 from ..chain import PointChain
 from ..errors import EngineError
-from ..montecarlo.certified import ETA, ROUND, SAFETY, Bounded, _gamma
+from ..montecarlo.certified import ETA, ROUND, SAFETY, Bounded
 from .base import FAMILIES, EngineResult
 
 __all__ = ["tangent", "adjoint", "MatrixSolution", "solve_values", "random_directions",
@@ -421,8 +421,9 @@ class _FloatSolver:
         return Bounded(x, np.broadcast_to(beta, x.shape).copy())
 
 
-def solve_values(chain: PointChain) -> MatrixSolution:
-    """V by the linear system (no horizon), with the solver both engines reuse."""
+def solve_values(chain: PointChain) -> tuple[MatrixSolution, _Pieces]:
+    """V by the linear system (no horizon), with the solver both engines reuse, and the chain's
+    pieces in its number system: pass the pair as ``solution=`` to :func:`tangent` and :func:`adjoint`."""
     pc = _pieces(chain)
     solver = _ExactSolver(pc) if pc.ops.kind == "exact" else _FloatSolver(pc)
     V = solver.solve(pc.r_pi) if pc.S else pc.ops.zeros(0)
@@ -432,11 +433,6 @@ def solve_values(chain: PointChain) -> MatrixSolution:
 # ---------------------------------------------------------------------------
 # Local derivative terms
 # ---------------------------------------------------------------------------
-def _weights(par, v):
-    """Per-entry weights: one-hot columns (v None: a column per parameter) or a direction matrix."""
-    return v[par]
-
-
 def _local_columns(chain, pc: _Pieces, Q, target, V_next, columns):
     """The local terms of the differentiated recursion, one column per (family, parameter or direction).
 
@@ -578,7 +574,7 @@ def tangent(chain: PointChain, *, solution=None, directions=None) -> EngineResul
     contrib = ops.total(_col_rho(pc) * dV) if columns and pc.S else None
     # gather per (direction / parameter) the families
     per = []
-    for w_i, W in enumerate(Ws):
+    for W in Ws:
         fam = {f: ops.scalar_zero() for f in FAMILIES}
         fam["start"] = _start_term(chain, ops, V0, W) if pc.S else ops.scalar_zero()
         for c, (f, W2) in enumerate(columns):
@@ -637,7 +633,7 @@ def adjoint(chain: PointChain, *, solution=None) -> EngineResult:
         mu = pc.rho0
         gt = ops.const(ONE) if ops.kind == "exact" else Bounded(1.0)
         for t in range(H):
-            w = mu * gt if ops.kind == "exact" else mu * gt
+            w = mu * gt
             steps.append((w, V_all[t + 1], (Qs[t], targets[t])))
             mu = _apply_PT(pc, mu)
             gt = gt * pc.gamma
