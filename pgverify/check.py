@@ -455,9 +455,16 @@ def _check(case, at, mode, engines, force, trajectory_limit, monte_carlo, progre
     elif monte_carlo is not None:
         from .montecarlo.check import monte_carlo as run_monte_carlo
 
+        from .pointvalues import NotFinite
+
         say("Monte Carlo")
-        result.monte_carlo = run_monte_carlo(case, result, **{"started": t0, **monte_carlo})
-        result.verified = result.verified and result.monte_carlo.consistent
+        try:
+            result.monte_carlo = run_monte_carlo(case, result, **{"started": t0, **monte_carlo})
+        except NotFinite as exc:  # sampling is in float64: a value beyond its range cannot be sampled
+            result.warnings.append(f"Monte Carlo skipped: sampling works in float64, and {exc} "
+                                   "(the exact results stand)")
+        else:
+            result.verified = result.verified and result.monte_carlo.consistent
         result.seconds = time.perf_counter() - t0
     return result
 

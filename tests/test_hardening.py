@@ -180,3 +180,30 @@ def test_a_root_of_huge_order_is_refused():
 
     with pytest.raises(ExpressionError, match="a root of order above 1000"):
         parse_expression("a**1e-308", {"a": sympy.Symbol("a")})
+
+
+# -- sampling never passes what it cannot compute --------------------------------------------------
+def test_a_value_beyond_float64_skips_sampling_with_the_reason(tmp_path):
+    """The reward exp(710) > 1.8e308: the exact results stand (J = p exp(710)), sampling is skipped."""
+    path = tmp_path / "ovf.yaml"
+    path.write_text(case_text(RX="exp(710)"))
+    out = CliRunner().invoke(main, ["check", str(path), "--json", "--episodes", "1000"])
+    assert out.exit_code == 0 and "Traceback" not in out.output, out.output
+    data = json.loads(out.stdout)
+    assert data["objective"]["value"] == "exp(710)/2" and "monte_carlo" not in data
+    assert any("Monte Carlo skipped: sampling works in float64" in w for w in data["warnings"])
+
+
+def test_an_overflowing_sample_is_inconclusive_not_a_pass(tmp_path):
+    """Rewards of exp(700) (about 1e304) over 40 steps: returns near 1e306, whose squares overflow
+    float64; every test is inconclusive with the reason, and nothing passes silently."""
+    text = (BASE.replace("PARAMS", "{p: 1/2}").replace("HORIZON", "horizon: 40")
+            .replace('transitions: {S: {x: G, y: G}}', 'transitions: {S: {x: S, y: S}}')
+            .replace('"X"', '"p"').replace('"Y"', '"1 - p"').replace('"RX"', '"exp(700)"').replace('"RY"', '"exp(700)"'))
+    path = tmp_path / "big.yaml"
+    path.write_text(text)
+    out = CliRunner().invoke(main, ["check", str(path), "--json", "--episodes", "1000", "--estimators", "reinforce"])
+    assert "Traceback" not in out.output, out.output
+    mc = json.loads(out.stdout)["monte_carlo"]
+    entry = mc["estimators"]["reinforce"]
+    assert entry["inconclusive"] == ["p"] and "not_finite" in entry["inconclusive_reasons"], entry

@@ -547,7 +547,16 @@ def monte_carlo(case, result, *, episodes=10_000, seed: int = 0, estimators=ESTI
         if few:
             reasons["effective_episodes"] = (f"fewer than {NEFF_MIN} effective episodes carry the variance (rare "
                                              "events): sample more episodes to test them")
-        inconclusive = few
+        # a sample that overflowed float64 (a reward of exp(710)) or a z that is not a number decides
+        # nothing: inconclusive, with the reason, never a silent pass (an infinite z from an exact
+        # variance of 0 and a deviation is a real verdict and stays)
+        broken = [p for j, p in enumerate(names) if z[p] is not None
+                  and (not math.isfinite(float(mean[j])) or not math.isfinite(float(sample_var[j]))
+                       or (isinstance(z[p], float) and math.isnan(z[p])))]
+        if broken:
+            reasons["not_finite"] = ("the sample is not finite in float64 (an overflow, e.g. a reward beyond "
+                                     "1e308): sampling cannot test it")
+        inconclusive = sorted(set(few) | set(broken), key=names.index)
         if cut_reason and emean is not None:
             inconclusive = [p for p in names if z[p] is not None]
             reasons["cut"] = cut_reason
