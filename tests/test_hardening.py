@@ -207,3 +207,32 @@ def test_an_overflowing_sample_is_inconclusive_not_a_pass(tmp_path):
     mc = json.loads(out.stdout)["monte_carlo"]
     entry = mc["estimators"]["reinforce"]
     assert entry["inconclusive"] == ["p"] and "not_finite" in entry["inconclusive_reasons"], entry
+
+
+def test_the_gamma_dropped_mean_of_a_continuing_task_is_not_computed_from_a_singular_system(tmp_path):
+    """The recycling robot (Sutton & Barto 2018, Example 3.3) as a continuing task at an irrational
+    point: the undiscounted visits are infinite, I - P_pi is singular, and the 60-digit solve gave an
+    exact mean of -4.8e+60 (NOT VERIFIED).  The support graph decides it now: no exact mean."""
+    from pgverify.montecarlo.moments import gamma_dropped_mean
+
+    path = tmp_path / "robot.yaml"
+    path.write_text("""name: recycling-robot
+parameters: {t: 1/2}
+states: [high, low]
+actions: {high: [search, wait], low: [search, wait, recharge]}
+start: high
+discount: 99/100
+policy: {softmax: {high: {search: t}, low: {search: t, recharge: 1}}}
+transitions:
+  high: {search: {high: 7/10, low: 3/10}, wait: high}
+  low: {search: {low: 6/10, high: 4/10}, wait: low, recharge: high}
+rewards:
+  high: {search: 2, wait: 1}
+  low: {search: {low: 2, high: -3}, wait: 1, recharge: 0}
+""")
+    case = pgverify.load_case(path)
+    assert gamma_dropped_mean(case) is None
+    out = CliRunner().invoke(main, ["check", str(path), "--json", "--episodes", "2000"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["verified"] and data["monte_carlo"]["estimators"]["no_discount_weighting"]["exact_mean"] is None

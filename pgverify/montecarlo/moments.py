@@ -200,7 +200,14 @@ def gamma_dropped_mean(case):
     from ..algebra import Algebra
     from ..engines.occupancy import _q_table, occupancy
 
+    from ..graph import improper_states
+
     if case.horizon is not None:
+        return None
+    if improper_states(case):
+        # some reachable state never reaches a terminal one (a continuing task): the undiscounted
+        # visits are infinite and I - P_pi is singular.  Decided on the support graph, exactly: in
+        # 60-digit reals the singular solve returned -4.8e+60 instead of failing
         return None
     alg = Algebra(case, "at-point")
     zero = alg.zero
