@@ -17,7 +17,6 @@ from rich.table import Table
 from . import __version__
 from .casefile import load_case
 from .check import EXPRESSION_LIMIT, Result, check
-from .montecarlo.check import NEFF_MIN
 from .montecarlo.estimators import ESTIMATORS
 from .cliutil import EXIT_INPUT, emit
 from .cliutil import fail as _fail
@@ -417,11 +416,10 @@ def render_monte_carlo(res: Result, console: Console) -> None:
                                 "the sample's" if froms == {"sample"} else
                                 "sqrt(exact variance / episodes) where the variance is known, else the sample's"),
                   markup=False)
-    if mc.inconclusive:
-        console.print(f"{mc.inconclusive} tests are inconclusive: fewer than {NEFF_MIN} effective episodes carry "
-                      "their variance (rare events), so their z is not nearly normal; run more --episodes "
-                      "(effective_episodes in --json)",
-                      markup=False)
+    if mc.inconclusive:  # each reason once: rare events, cut episodes, a sample beyond float64
+        reasons = sorted({r for e in mc.estimators.values() for r in e.get("inconclusive_reasons", {}).values()})
+        console.print(f"{mc.inconclusive} tests are inconclusive: " + "; ".join(reasons)
+                      + " (effective_episodes and inconclusive_reasons in --json)", markup=False)
     if mc.cut:
         console.print(f"{mc.cut} episodes were cut at {mc.max_steps} steps; the cut leaves out at most "
                       f"{mc.tail_bound:.3g} of a return" + ("; --max-steps raises the cap" if mc.inconclusive else ""),
