@@ -178,6 +178,9 @@ class _Walker:
             value = node.value
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 self.fail(node, "only numbers and names are allowed, not this literal")
+            if self.segment(node)[:2].lower() in ("0x", "0o", "0b"):
+                self.fail(node, "only decimal numbers are allowed (this is a hexadecimal, octal or binary literal)",
+                          "Write the number in decimal")
             if isinstance(value, int):
                 if value.bit_length() > _MAX_BITS:
                     self.fail(node, f"a number of more than {MAX_DIGITS} digits")

@@ -236,3 +236,27 @@ rewards:
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert data["verified"] and data["monte_carlo"]["estimators"]["no_discount_weighting"]["exact_mean"] is None
+
+
+def test_hexadecimal_literals_are_refused():
+    from pgverify.errors import ExpressionError
+    from pgverify.expr import parse_expression
+
+    for text in ("0x10", "0o17", "0b101", "1 + 0X1F"):
+        with pytest.raises(ExpressionError, match="only decimal numbers are allowed"):
+            parse_expression(text)
+
+
+@pytest.mark.parametrize("desc, message", [
+    ("SXQ,,", "invalid tile 'X' at row 1, column 2"),
+    ("SXQ,,", "row 2 of the map is empty"),
+    ("SFFF,FHF", "the rows have different lengths (3, 4)"),
+    ("SF,FH", "the map needs a start tile S and a goal tile G"),
+])
+def test_a_custom_frozenlake_map_is_checked_tile_by_tile(desc, message):
+    pytest.importorskip("gymnasium")
+    from pgverify.importers.gymnasium import _desc_rows
+    from pgverify.errors import PgVerifyError
+
+    with pytest.raises(PgVerifyError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        _desc_rows(desc)

@@ -120,10 +120,37 @@ def _make(env_or_id, map, desc, slippery, env_kwargs):
     return env, env_or_id, kwargs, gym.__version__, True
 
 
+#: FrozenLake's tiles: start, frozen, hole, goal
+TILES = "SFHG"
+
+
 def _desc_rows(desc) -> list[str]:
+    """The rows of a custom FrozenLake map, checked: every row non-empty and of the same length,
+    tiles from S F H G, at least one S and one G (an invalid tile or an empty row was dropped)."""
     if isinstance(desc, str):
-        return [row.strip() for row in desc.replace("/", ",").split(",") if row.strip()]
-    return [str(row) for row in desc]
+        rows = [row.strip() for row in desc.replace("/", ",").split(",")]
+    else:
+        rows = [str(row) for row in desc]
+    problems = []
+    for i, row in enumerate(rows):
+        if not row:
+            problems.append(Problem(f"row {i + 1} of the map is empty", key="desc", given=str(desc)[:80],
+                                    hint="Separate rows by ',' or '/', e.g. 'SFFF,FHFH,FFFH,HFFG'"))
+            continue
+        for j, tile in enumerate(row):
+            if tile not in TILES:
+                problems.append(Problem(f"invalid tile {tile!r} at row {i + 1}, column {j + 1}", key="desc",
+                                        given=row, hint="Tiles are S (start), F (frozen), H (hole), G (goal)"))
+    lengths = {len(r) for r in rows if r}
+    if len(lengths) > 1:
+        problems.append(Problem(f"the rows have different lengths ({', '.join(map(str, sorted(lengths)))})",
+                                key="desc", given=str(desc)[:80], hint="Every row needs the same number of tiles"))
+    text = "".join(rows)
+    if not problems and ("S" not in text or "G" not in text):
+        problems.append(Problem("the map needs a start tile S and a goal tile G", key="desc", given=str(desc)[:80]))
+    if problems:
+        raise ImporterError(problems, "Gymnasium FrozenLake-v1 (desc)")
+    return rows
 
 
 def _desc_of(raw) -> list[str] | None:
