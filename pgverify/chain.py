@@ -16,8 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import flint
 import numpy as np
+import sympy
 
+from .graph import reachable_states
 from .pointvalues import Irrational, NotFinite, PointEvaluator, to_float
 
 __all__ = ["PointChain", "compile_chain", "Irrational", "NotFinite"]
@@ -80,24 +83,6 @@ class PointChain:
         return self.pair_state[self.tr_pair]
 
 
-def _reachable(case):
-    """Non-terminal states reachable from the start's support over the structural support."""
-    seen = set()
-    stack = [s for s in case.rho0 if s not in case.terminal]
-    seen.update(stack)
-    while stack:
-        s = stack.pop()
-        pi = case.pi[s]
-        for a in case.actions[s]:
-            if a not in pi:
-                continue
-            for s2 in case.P[s].get(a, ()):
-                if s2 not in seen and s2 not in case.terminal:
-                    seen.add(s2)
-                    stack.append(s2)
-    return [s for s in case.states if s in seen]  # in the case's order
-
-
 def compile_chain(case, kind: str = "exact") -> PointChain:
     """The case at its point as a :class:`PointChain`.
 
@@ -106,7 +91,8 @@ def compile_chain(case, kind: str = "exact") -> PointChain:
     Raises :class:`NotFinite` when a value is not finite (or beyond float64 in "float").
     """
     ev = PointEvaluator(case.parameters, case.point, "exact" if kind == "exact" else "ball")
-    states = _reachable(case)
+    reachable = reachable_states(case)  # the structural support, as the engines use it
+    states = [s for s in case.states if s in reachable and s not in case.terminal]
     sidx = {s: i for i, s in enumerate(states)}
     pair_state, pair_action, tr_pair, tr_next = [], [], [], []
     vals = {"rho0": [], "pi": [], "P": [], "r": []}
@@ -127,7 +113,6 @@ def compile_chain(case, kind: str = "exact") -> PointChain:
     for s, e in case.rho0.items():
         if s in sidx:
             rho_idx.append((sidx[s], e))
-    zero_expr = None
     for s in states:
         i = sidx[s]
         pi, P, R = case.pi[s], case.P[s], case.r[s]
@@ -146,13 +131,7 @@ def compile_chain(case, kind: str = "exact") -> PointChain:
                 tr_next.append(sidx.get(s2, -1))
                 add("P", Pe, t)
                 re = ra.get(s2)
-                if re is None:
-                    if zero_expr is None:
-                        import sympy
-
-                        zero_expr = sympy.Integer(0)
-                    re = zero_expr
-                add("r", re, t)
+                add("r", re if re is not None else sympy.Integer(0), t)
     # start: a dense vector over the chain's states
     for i, e in rho_idx:
         v, g = ev.eval(e)
@@ -163,7 +142,7 @@ def compile_chain(case, kind: str = "exact") -> PointChain:
             ders["rho0"][2].append(x)
     # start states outside the chain (terminal) still move the start family only through V = 0
     gv, gg = ev.eval(case.gamma)
-    zero = ev._num(__import__("flint").fmpq(0))
+    zero = ev._num(flint.fmpq(0))
     rho = [zero if x is None else x for x in rho]
 
     def coo(name):

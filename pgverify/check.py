@@ -362,8 +362,8 @@ def _check(case, at, mode, engines, force, trajectory_limit, monte_carlo, progre
         elif route == "certified":
             not_run["trajectory"] = ("the case is computed in float64 with certified bounds; the trajectory "
                                      "sum runs only in exact or 60-digit arithmetic")
-        elif trajectory_too_large(chain):
-            not_run["trajectory"] = trajectory_too_large(chain)
+        elif (too_large := trajectory_too_large(chain)) is not None:
+            not_run["trajectory"] = too_large
         else:
             try:
                 results["trajectory"] = ENGINES["trajectory"](case, alg, force=force, limit=trajectory_limit)

@@ -19,13 +19,14 @@ from __future__ import annotations
 import numpy as np
 
 from .chain import Irrational, NotFinite, compile_chain
-from .compare import Comparison, TOLERANCE_DIGITS
+from .compare import Comparison
 from .engines import matrix
 from .engines.base import FAMILIES
 from .errors import EngineError, UsageError
 from .montecarlo.certified import Bounded
 
-__all__ = ["choose_route", "run_matrix", "SMALL_NUMERIC", "TRAJECTORY_TRANSITIONS"]
+__all__ = ["choose_route", "run_matrix", "compare_pair", "certified_value", "tangent_directions",
+           "trajectory_too_large", "SMALL_NUMERIC", "TRAJECTORY_TRANSITIONS"]
 
 #: An irrational point is computed in 60-digit arithmetic up to this many transitions and parameters.
 SMALL_NUMERIC = {"transitions": 300, "parameters": 64}
@@ -200,5 +201,3 @@ def certified_value(x) -> tuple[float, float]:
     """(float, bound) of a Bounded scalar."""
     return float(x.v), _err(x)
 
-
-__all__ += ["compare_pair", "certified_value", "tangent_directions", "trajectory_too_large", "TOLERANCE_DIGITS"]
