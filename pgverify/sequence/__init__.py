@@ -1,0 +1,1 @@
+"""Sequence cases (autoregressive generation) and the estimators of LLM policy-gradient training."""
