@@ -6,6 +6,9 @@ The public API:
 - :func:`check`: J(theta) and its gradient by three independent exact engines
   (Bellman recursion, trajectory sum, occupancy form), and the proof that they agree;
 - :class:`Result`: what ``check`` returns (``to_dict()`` is the CLI's JSON);
+- :func:`load_sequence_case`, :class:`SequenceCase` (``SequenceCase.from_dict``,
+  :func:`sequence_case_from_dict`): a sequence case (autoregressive generation); ``load_case``
+  on a ``kind: sequence`` file returns its compiled MDP, with the SequenceCase as ``case.sequence``;
 - the errors, all subclasses of :class:`PgVerifyError`.
 """
 from .casefile import case_from_dict, case_from_yaml, load_case
@@ -21,6 +24,8 @@ from .errors import (
 )
 from .expr import parse_expression
 from .model import Case
+from .sequence.casefile import load_sequence_case, sequence_case_from_dict
+from .sequence.model import SequenceCase
 
 __version__ = "0.1.0"
 
@@ -33,11 +38,14 @@ __all__ = [
     "Problem",
     "Quantity",
     "Result",
+    "SequenceCase",
     "TooManyTrajectoriesError",
     "UsageError",
     "case_from_dict",
     "case_from_yaml",
     "check",
     "load_case",
+    "load_sequence_case",
     "parse_expression",
+    "sequence_case_from_dict",
 ]

@@ -173,7 +173,30 @@ def case_from_yaml(text: str, *, source: str | None = None) -> Case:
         if root is None:
             raise CaseFileError([Problem("the file is empty", hint="A case needs at least name, states, "
                                          "actions, start, policy and transitions")], path=source)
+        if _is_sequence(root, source):
+            return _sequence_case(root, source)
         return _Builder(root, source).build()
+
+
+def _is_sequence(root: Node, source) -> bool:
+    """True for ``kind: sequence`` (pgverify.sequence); no ``kind``: an MDP; another kind: an error."""
+    if root.kind != "map":
+        return False
+    for k, v in root.value:
+        if k.kind == "scalar" and not k.is_null and k.name() == "kind":
+            if v.kind == "scalar" and not v.is_null and v.name() == "sequence":
+                return True
+            raise CaseFileError([Problem(f"unknown case kind {v.shown()!r}", key="kind", line=v.line,
+                                         given=v.shown(), hint="Write 'kind: sequence' for a sequence case, or "
+                                         "leave 'kind' out for an MDP")], path=source)
+    return False
+
+
+def _sequence_case(root: Node, source) -> Case:
+    """The MDP compiled from a sequence case (its ``sequence`` is the SequenceCase)."""
+    from .sequence.casefile import sequence_from_node
+
+    return sequence_from_node(root, source).to_case()
 
 
 def _compose(text: str, source) -> Node | None:
@@ -280,8 +303,11 @@ def _compose_events(text: str, loader) -> Node | None:
 
 
 def case_from_dict(data: Mapping, *, source: str | None = None) -> Case:
-    """Validate a case given as a dict with the fields of a case file."""
-    return _Builder(_from_python(data), source).build()
+    """Validate a case given as a dict with the fields of a case file (``kind: sequence``: a sequence case)."""
+    root = _from_python(data)
+    if _is_sequence(root, source):
+        return _sequence_case(root, source)
+    return _Builder(root, source).build()
 
 
 def parse_point_value(text, constants=None) -> sympy.Expr:
@@ -320,6 +346,13 @@ def revalidate_at(case: Case, values: Mapping) -> Case:
         raise CaseFileError(problems, path=case.source)
     new = case.with_(point=point)
     problems = check_at_point(new)
+    if case.sequence is not None:  # a compiled sequence case: its own point checks, and its point moved too
+        from dataclasses import replace
+
+        from .sequence.casefile import sequence_point_problems
+
+        new = new.with_(sequence=replace(case.sequence, point=point))
+        problems += sequence_point_problems(new.sequence)
     if problems:
         raise CaseFileError(problems, path=case.source)
     return new

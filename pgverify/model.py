@@ -63,6 +63,8 @@ class Case:
     lines: Mapping = field(default_factory=dict)
     #: (s, a, s_next) -> (key path, line) of the reward entry that gives that step its reward
     reward_keys: Mapping = field(default_factory=dict)
+    #: the SequenceCase this MDP was compiled from (pgverify.sequence), or None
+    sequence: object | None = None
 
     # -- construction -------------------------------------------------------
     @classmethod

@@ -57,6 +57,13 @@ class SequenceCase:
     source: str | None = None
     #: key path -> line in the case file
     lines: Mapping = field(default_factory=dict)
+    #: how the policy was written: "tabular" (one parameter per prefix and token), "logits"
+    #: (softmax of the logits as written) or "explicit" (probabilities)
+    policy_form: str = "explicit"
+    #: the case file's constants (name -> number)
+    constants: Mapping = field(default_factory=dict)
+    #: problems that do not stop the run (pgverify.Problem), e.g. a parameter used nowhere
+    warnings: tuple = ()
 
     @property
     def parameter_names(self) -> list[str]:
@@ -80,6 +87,34 @@ class SequenceCase:
                 if t == self.eos or len(o) == self.max_length:
                     out.append(o)
         return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping, *, source: str | None = None) -> "SequenceCase":
+        """Build and validate a sequence case from a dict with the fields of a sequence case file.
+
+        The fields are those of ``docs/case-format.md`` (section *Sequence cases*); ``kind`` may be
+        left out.  Raises :class:`~pgverify.errors.CaseFileError` with every problem found.
+
+        Examples
+        --------
+        >>> seq = SequenceCase.from_dict({"name": "coin", "prompts": "q", "vocabulary": ["A"],
+        ...                               "max_length": 1, "logits": "tabular", "reward": {"A": 1}})
+        >>> seq.vocabulary, seq.completions("q"), seq.parameter_names
+        (('A', 'eos'), [('A',), ('eos',)], ['theta_q_A', 'theta_q_eos'])
+        """
+        from .casefile import sequence_case_from_dict
+
+        return sequence_case_from_dict(data, source=source)
+
+    def to_case(self):
+        """The equivalent finite MDP (:func:`pgverify.sequence.compile.sequence_to_case`)."""
+        from .compile import sequence_to_case
+
+        return sequence_to_case(self)
+
+    def at(self, values: Mapping) -> "SequenceCase":
+        """The same sequence case at another parameter point, validated again there."""
+        return self.to_case().at(values).sequence
 
     def __repr__(self) -> str:
         return (f"SequenceCase({self.name!r}, prompts={len(self.prompts)}, vocabulary={len(self.vocabulary)}, "
