@@ -555,7 +555,7 @@ class _SequenceBuilder(_Builder):
         for x, prefix in contexts:
             row = specific.get((x, prefix), specific.get((None, prefix), default))
             values = None
-            out_row = {}
+            out_row = dict.fromkeys(self.ctx["vocab"], ZERO)  # a token without a logit has logit 0
             for t, (e, where, vnode) in row.items():
                 if e.free_symbols & set(feats.values()):
                     if values is None:

@@ -1,0 +1,1 @@
+"""Tests of sequence cases (pgverify.sequence)."""
