@@ -20,6 +20,7 @@ for a completion also ``finished`` and ``correct``), which are numbers once the 
 """
 from __future__ import annotations
 
+import math
 import re
 from typing import Mapping
 
@@ -241,17 +242,20 @@ class _SequenceBuilder(_Builder):
             return [], {}
         self.lines["prompts"] = node.line
         given: list = []  # (name, key node, value node or None)
+        ok_keys = True  # no duplicate or invalid key in a map (its sum is then not checked)
         if node.kind == "scalar" and not node.is_null:
             given = [(node.name(), node, None)]
         elif node.kind == "seq":
             given = [(n, item, None) for n, item in self._names_list(node, "prompts")]
         elif node.kind == "map":
+            before = len(self.problems)
             given = self.mapping(node, "prompts", "prompt -> probability") or []
+            ok_keys = len(self.problems) == before
         else:
             self.err("prompts", node, "expected a prompt name, a list of prompts or a map prompt -> probability")
         if not given and node.kind in ("seq", "map"):
             self.err("prompts", node, "at least one prompt is required")
-        prompts, probs, ok = [], {}, True
+        prompts, probs, ok = [], {}, ok_keys
         names = dict(constants)
         names.update({p.name: p for p in params})
         for x, knode, vnode in given:
@@ -286,7 +290,7 @@ class _SequenceBuilder(_Builder):
         elif ok and prompts:
             problem = _sum_problem(probs, {}, ())
             if problem:
-                self.err("prompts", node, problem[0].replace(" at the parameter point", ""), given=problem[1],
+                self.err("prompts", node, problem[0].replace(", at the parameter point", ""), given=problem[1],
                          hint=problem[2])
         return prompts, probs
 
@@ -307,18 +311,20 @@ class _SequenceBuilder(_Builder):
         return value
 
     def _within_limits(self, prompts, body, vocab, max_length) -> bool:
-        """The prefixes and (prefix, token) pairs are counted (with early stops) before any is made."""
-        per_prompt, level = 0, 1
-        for _ in range(max_length):
-            per_prompt += level
-            level *= len(body)
-            if per_prompt * len(prompts) > MAX_PREFIXES:
-                break
-        total = per_prompt * len(prompts)
+        """The prefixes and (prefix, token) pairs are counted (a closed form) before any is made."""
+        n, L = len(body), max_length
         node = self.top["max_length"]
-        if total > MAX_PREFIXES:
-            self.err("max_length", node, f"{len(prompts)} prompt(s) x the prefixes of up to {max_length - 1} of "
-                     f"{len(body)} token(s) is over {MAX_PREFIXES:,} prefixes, the limit (each prefix is a state)",
+        if n > 1 and L * math.log10(n) > 60:  # beyond 10**60 the exact count is not worth its digits
+            shown = f"about 10^{L * math.log10(n) - math.log10(n - 1):.0f} prefixes each"
+            total = None
+        else:
+            per_prompt = L if n == 1 else (n**L - 1) // (n - 1)  # 1 + n + ... + n**(L - 1)
+            shown = f"{per_prompt:,} prefixes each"
+            total = per_prompt * len(prompts)
+        if total is None or total > MAX_PREFIXES:
+            self.err("max_length", node, f"{len(prompts):,} prompt(s) x {shown}"
+                     + (f" = {total:,} prefixes" if total is not None else "")
+                     + f", over the limit of {MAX_PREFIXES:,} (each prefix is a state of the compiled MDP)",
                      hint="Use a shorter max_length, fewer tokens or fewer prompts (docs/limits.md)")
             return False
         if total * len(vocab) > MAX_TOKEN_STEPS:
@@ -568,7 +574,7 @@ class _SequenceBuilder(_Builder):
                         num = seen[e] = sympy.N(e, 30)
                     if not (num.is_real and num.is_finite):
                         bad_entries.add(where)
-                        self.err(where, vnode, f"{what[4:]} of token {t!r} in context {state_name(x, prefix)!r} "
+                        self.err(where, vnode, f"{what[:-1]} of token {t!r} in context {state_name(x, prefix)!r} "
                                  f"is not a finite real number (it is {e})")
                 out_row[t] = e
             out[(x, prefix)] = out_row
@@ -584,8 +590,17 @@ class _SequenceBuilder(_Builder):
                 return None
         elif k in prompts:
             return (k, ())
+        elif k.split(".")[0] not in self.ctx["vocab"]:
+            self.err(f"{key}.{k}", knode, f"unknown context {k!r}: not a prompt, nor a prefix of known tokens",
+                     given=k, hint=f"A context is a prompt ({', '.join(prompts)}), prompt:A.B, or a prefix A.B for "
+                     "every prompt")
+            return None
         else:
             x, rest = None, k
+        if not rest:
+            self.err(f"{key}.{k}", knode, "an empty prefix after ':'", given=k,
+                     hint=f"The context of prompt {x!r} with nothing written yet is written {x!r}")
+            return None
         prefix = self._tokens(rest, k, knode, key, completion=False)
         return None if prefix is None else (x, prefix)
 
