@@ -179,17 +179,21 @@ def case_from_yaml(text: str, *, source: str | None = None) -> Case:
 
 
 def _is_sequence(root: Node, source) -> bool:
-    """True for ``kind: sequence`` (pgverify.sequence); no ``kind``: an MDP; another kind: an error."""
+    """True for ``kind: sequence`` or, without ``kind``, a ``vocabulary`` (pgverify.sequence); else an MDP.
+
+    Another ``kind`` is an error.
+    """
     if root.kind != "map":
         return False
-    for k, v in root.value:
-        if k.kind == "scalar" and not k.is_null and k.name() == "kind":
-            if v.kind == "scalar" and not v.is_null and v.name() == "sequence":
-                return True
-            raise CaseFileError([Problem(f"unknown case kind {v.shown()!r}", key="kind", line=v.line,
-                                         given=v.shown(), hint="Write 'kind: sequence' for a sequence case, or "
-                                         "leave 'kind' out for an MDP")], path=source)
-    return False
+    keys = {k.name(): v for k, v in root.value if k.kind == "scalar" and not k.is_null}
+    v = keys.get("kind")
+    if v is None:
+        return "vocabulary" in keys
+    if v.kind == "scalar" and not v.is_null and v.name() == "sequence":
+        return True
+    raise CaseFileError([Problem(f"unknown case kind {v.shown()!r}", key="kind", line=v.line, given=v.shown(),
+                                 hint="Write 'kind: sequence' for a sequence case, or leave 'kind' out for an "
+                                 "MDP")], path=source)
 
 
 def _sequence_case(root: Node, source) -> Case:

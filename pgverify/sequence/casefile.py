@@ -42,6 +42,8 @@ SEQUENCE_KEYS = ("name", "kind", "description", "parameters", "constants", "prom
 MAX_PREFIXES = 10**5
 #: Most (prompt, prefix, token) triples, i.e. transitions of the compiled MDP (docs/limits.md).
 MAX_TOKEN_STEPS = 10**6
+#: The prompt of a case that lists none.
+DEFAULT_PROMPT = "prompt"
 _TOKEN = re.compile(r"[A-Za-z0-9_]+\Z")
 ZERO = sympy.Integer(0)
 ONE = sympy.Integer(1)
@@ -148,7 +150,7 @@ class _SequenceBuilder(_Builder):
         kind = top.get("kind")
         if kind is not None and not (kind.kind == "scalar" and kind.name() == "sequence"):
             self.err("kind", kind, "a sequence case has 'kind: sequence'", hint="Write 'kind: sequence'")
-        for key in ("prompts", "vocabulary", "max_length", "logits", "reward"):
+        for key in ("vocabulary", "max_length", "logits", "reward"):
             if key not in top:
                 self.err(key, None, f"the field {key!r} is required", hint=f"Add e.g. '{_EXAMPLE[key]}'")
 
@@ -238,8 +240,12 @@ class _SequenceBuilder(_Builder):
 
     def _prompts(self, constants, params, vocab):
         node = self.top.get("prompts")
-        if node is None:
-            return [], {}
+        if node is None:  # one prompt
+            if DEFAULT_PROMPT in vocab:
+                self.err("prompts", None, f"without 'prompts' the one prompt is named {DEFAULT_PROMPT!r}, which is "
+                         "also a token", hint="Name the prompt, e.g. 'prompts: q'")
+                return [], {}
+            return [DEFAULT_PROMPT], {DEFAULT_PROMPT: ONE}
         self.lines["prompts"] = node.line
         given: list = []  # (name, key node, value node or None)
         ok_keys = True  # no duplicate or invalid key in a map (its sum is then not checked)

@@ -30,7 +30,9 @@ BAD = {
     'kind': (BASE.replace("kind: sequence", "kind: sequnce"),
      "invalid case s.yaml: 1 problem\n  s.yaml:2: kind: unknown case kind 'sequnce' (given: 'sequnce'). Write 'kind: sequence' for a sequence case, or leave 'kind' out for an MDP"),
     'missing': ("name: s\nkind: sequence\n",
-     "invalid case s.yaml: 5 problems\n  s.yaml: prompts: the field 'prompts' is required. Add e.g. 'prompts: {easy: 1/2, hard: 1/2}'\n  s.yaml: vocabulary: the field 'vocabulary' is required. Add e.g. 'vocabulary: [A, B]'\n  s.yaml: max_length: the field 'max_length' is required. Add e.g. 'max_length: 3'\n  s.yaml: logits: the field 'logits' is required. Add e.g. 'logits: tabular'\n  s.yaml: reward: the field 'reward' is required. Add e.g. 'reward: {A.eos: 1}'"),
+     "invalid case s.yaml: 4 problems\n  s.yaml: vocabulary: the field 'vocabulary' is required. Add e.g. 'vocabulary: [A, B]'\n  s.yaml: max_length: the field 'max_length' is required. Add e.g. 'max_length: 3'\n  s.yaml: logits: the field 'logits' is required. Add e.g. 'logits: tabular'\n  s.yaml: reward: the field 'reward' is required. Add e.g. 'reward: {A.eos: 1}'"),
+    'default prompt is a token': (BASE.replace("prompts: {x: 1/2, y: 1/2}\n", "").replace("[A, B]", "[A, prompt]"),
+     "invalid case s.yaml: 1 problem\n  s.yaml: prompts: without 'prompts' the one prompt is named 'prompt', which is also a token. Name the prompt, e.g. 'prompts: q'"),
     'dup prompt': (BASE.replace("{x: 1/2, y: 1/2}", "{x: 1/2, x: 1/2}"),
      "invalid case s.yaml: 1 problem\n  s.yaml:4: prompts.x: duplicate key 'x' (given: 'x'). It is first given on line 4"),
     'sum': (BASE.replace("{x: 1/2, y: 1/2}", "{x: 1/2, y: 1/3}"),
@@ -118,11 +120,14 @@ def test_the_limits_are_those_of_docs_limits():
 
 
 def test_a_five_line_case():
-    seq = pgverify.sequence_case_from_dict({"name": "five", "prompts": "q", "vocabulary": ["A", "B"],
-                                            "max_length": 2, "logits": "tabular", "reward": {"A.eos": 1}})
+    """Without 'kind', a 'vocabulary' makes a sequence case; without 'prompts' there is one, named 'prompt'."""
+    case = pgverify.case_from_yaml("name: five\nvocabulary: [A, B]\nmax_length: 2\nlogits: tabular\n"
+                                   "reward: {A.eos: 1}\n")
+    seq = case.sequence
+    assert seq.prompts == ("prompt",) and seq.prompt_probs == {"prompt": 1} and case.rho0 == {"prompt": 1}
     assert seq.vocabulary == ("A", "B", "eos") and seq.eos == "eos" and seq.beta == 0
     assert seq.reference is None and seq.old_point is None and seq.clip_epsilon is None
-    assert len(seq.parameters) == 3 * 3  # contexts q, q:A, q:B x tokens A, B, eos
+    assert len(seq.parameters) == 3 * 3  # contexts prompt, prompt:A, prompt:B x tokens A, B, eos
 
 
 def test_an_unused_parameter_is_a_warning():
