@@ -45,6 +45,7 @@ MAX_TOKEN_STEPS = 10**6
 #: The prompt of a case that lists none.
 DEFAULT_PROMPT = "prompt"
 _TOKEN = re.compile(r"[A-Za-z0-9_]+\Z")
+_FEATURE_PREFIX = re.compile(r"(count|has|first|last)_")
 ZERO = sympy.Integer(0)
 ONE = sympy.Integer(1)
 
@@ -270,6 +271,9 @@ class _SequenceBuilder(_Builder):
                 why = (f"{TERMINAL!r} names the terminal state of the compiled MDP", "Rename the prompt")
             if why is None and x in vocab:
                 why = (f"{x!r} is both a prompt and a token", "Rename the prompt or the token")
+            if why is None and (x in ("length", "finished", "correct") or _FEATURE_PREFIX.match(x)):
+                why = (f"{x!r} is the name of a feature, or looks like one (length, finished, correct, "
+                       "count_/has_/first_/last_ of a token)", "Rename the prompt")
             if why is not None:
                 self.err(f"prompts.{x}", knode, why[0], given=x, hint=why[1])
                 ok = False
@@ -372,6 +376,7 @@ class _SequenceBuilder(_Builder):
         node = self.top.get("logits")
         if node is None:
             return None
+        self.lines["logits"] = node.line
         if node.kind == "scalar" and not node.is_null:
             if node.name() == "tabular":
                 return "tabular"
@@ -616,6 +621,9 @@ class _SequenceBuilder(_Builder):
         eos, L = c["eos"], c["max_length"]
         parts = text.split(".")
         where = f"{key}.{k}"
+        if not text:
+            self.err(where, knode, "no tokens after ':'", given=k, hint=f"Write e.g. '{k}A.{eos}'")
+            return None
         if any(not p for p in parts):
             self.err(where, knode, f"an empty token in {text!r}", given=k,
                      hint="Write the tokens separated by single dots, e.g. A.B.eos")

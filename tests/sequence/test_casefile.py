@@ -99,6 +99,10 @@ BAD = {
      "invalid case s.yaml: 2 problems\n  s.yaml:3: parameters.length: 'length' is the name of a feature (a prompt, length, finished, correct, or count_/has_/first_/last_ of a token) (given: 'length'). Rename it\n  s.yaml:3: parameters.x: 'x' is the name of a feature (a prompt, length, finished, correct, or count_/has_/first_/last_ of a token) (given: 'x'). Rename it"),
     'tabular clash': (BASE.replace("{A: w}", "tabular").replace("[A, B]", "[A, A_B, B]").replace("{w: 0}", "{}"),
      "invalid case s.yaml: 2 problems\n  s.yaml:7: logits: tabular parameter name 'theta_x_A_B' stands for both ('x', 'A_B') and ('x:A', 'B') (given: 'tabular'). Rename prompts or tokens so that the names differ (e.g. avoid '_' in names)\n  s.yaml:7: logits: tabular parameter name 'theta_y_A_B' stands for both ('y', 'A_B') and ('y:A', 'B') (given: 'tabular'). Rename prompts or tokens so that the names differ (e.g. avoid '_' in names)"),
+    'prompt is a feature': (BASE.replace("{x: 1/2, y: 1/2}", "[x, length, count_A]"),
+     "invalid case s.yaml: 2 problems\n  s.yaml:4: prompts.length: 'length' is the name of a feature, or looks like one (length, finished, correct, count_/has_/first_/last_ of a token) (given: 'length'). Rename the prompt\n  s.yaml:4: prompts.count_A: 'count_A' is the name of a feature, or looks like one (length, finished, correct, count_/has_/first_/last_ of a token) (given: 'count_A'). Rename the prompt"),
+    'no tokens after the prompt': (BASE.replace("{A.eos: 1}", "{'x:': 1}"),
+     "invalid case s.yaml: 1 problem\n  s.yaml:8: reward.x:: no tokens after ':' (given: 'x:'). Write e.g. 'x:A.eos'"),
 }
 
 
@@ -176,8 +180,10 @@ def test_at_another_point_checks_the_logits_again():
                                    source="s.yaml")
     with pytest.raises(pgverify.CaseFileError) as info:
         case.at({"w": 0})
-    assert "logits: the logit of token 'A' in context 'x' is not a finite real number at the parameter " \
-           "point (it is zoo)" in str(info.value)
+    assert str(info.value) == (
+        "invalid case s.yaml: 1 problem\n  s.yaml:7: logits: the logit of token 'A' in context 'x' is not a finite "
+        "real number at the parameter point (it is zoo) (given: 'log(w)'). Move the point to where every logit "
+        "is defined")
 
 
 def test_the_cli_refuses_a_bad_sequence_case_with_status_2(tmp_path):
