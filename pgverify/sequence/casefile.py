@@ -654,6 +654,8 @@ class _SequenceBuilder(_Builder):
 
     def _reward(self, names, params):
         node = self.top.get("reward")
+        if node is None:  # reported as required
+            return None
         c = self.ctx
         prompts, body, eos, answers = c["prompts"], c["body"], c["eos"], c["answers"]
         self.lines["reward"] = node.line
