@@ -737,6 +737,15 @@ def _gradient_verdict(seq, spec, res: EstimatorResult, obj: Objective, tb, G, ep
             return ("yes", f"({known}) * J",
                     f"the exact mean equals {known} * grad J at the point; {known} is the estimator's constant "
                     "(advantage factor times G times the aggregation's constant divisor)")
+    if has_kl(seq) and nb.is_exact(mean) and nb.is_exact(obj.grad_reward):
+        c = known if known is not None else nb.ONE
+        if all(m == c * g for m, g in zip(mean, obj.grad_reward)) and any(g != 0 for g in obj.grad_reward):
+            what = "E[R]" if c == 1 else f"({c}) * E[R]"
+            return ("yes", what, f"the exact mean equals grad {what} at the point: it ascends the expected "
+                    "reward and ignores the KL term")
+    if not nb.is_exact(bias) and all(not nb.certainly_nonzero(b) for b in bias):
+        return ("undecided", None, f"every coordinate of the bias is within {nb.bound(bias):.3g} of 0 "
+                "(certified balls): consistent with grad J, but balls cannot prove the equality")
     kl_free = not has_kl(seq) and spec.kl is None
     if (kl_free and not spec.clip and spec.aggregation in ("sum", "max_len")):
         prompts_ok = True

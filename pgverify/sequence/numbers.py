@@ -59,7 +59,8 @@ def sqrt(x):
         return r if r is not None else flint.arb(x).sqrt()
     if x < 0:
         raise NotFinite("square root of a negative number")
-    return x.sqrt()
+    # a ball reaching below 0 (a sum of squares with rounding) keeps only its non-negative part
+    return x.nonnegative_part().sqrt() if not x > 0 else x.sqrt()
 
 
 def zeros(shape) -> np.ndarray:
