@@ -118,7 +118,7 @@ class SequenceTables:
             for x in seq.prompts:
                 for o in seq.completions(x):
                     toks = [self._token(x, o[:t], o[t]) for t in range(len(o))]
-                    R = seq.reward[(x, o)]
+                    R = sympy.sympify(seq.reward[(x, o)])
                     R_exact = flint.fmpq(int(R.p), int(R.q)) if getattr(R, "is_Rational", False) else None
                     c = _Completion(o, R_exact if R_exact is not None else self._constant(R), R_exact, toks)
                     p, sigma = nb.ONE, nb.zeros(self.n)
