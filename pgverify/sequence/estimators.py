@@ -655,6 +655,8 @@ class EstimatorResult:
     proof: str = "exact"
     bound: float = 0.0
     kl_part: dict | None = None
+    #: (i, j, d mean_i/d theta_j - d mean_j/d theta_i) of the asymmetry behind a "no", else None
+    asymmetry: tuple | None = None
     monte_carlo: dict | None = None
 
     def to_dict(self) -> dict:
@@ -675,7 +677,11 @@ class EstimatorResult:
                     "monte_carlo": self.monte_carlo}
         kl = None
         if self.kl_part is not None:
-            kl = {k: vec(v) for k, v in self.kl_part.items()}
+            kl = {k: (vec(v) if isinstance(v, np.ndarray) else one(v)) for k, v in self.kl_part.items()}
+        asym = None
+        if self.asymmetry is not None:
+            i, j, d = self.asymmetry
+            asym = {"row": i, "column": j, "difference": nb.as_text(d), "difference_float": nb.as_float(d)}
         return {"status": "ok", "method": self.method, "multisets": self.multisets,
                 "mean": vec(self.mean), "mean_float": fl(self.mean),
                 "bias": vec(self.bias), "bias_float": fl(self.bias),
@@ -684,7 +690,8 @@ class EstimatorResult:
                 "variance": vec(self.variance), "variance_float": fl(self.variance),
                 "variance_trace": one(self.variance_trace), "variance_trace_float": onef(self.variance_trace),
                 "is_gradient": self.is_gradient, "objective": self.objective, "gradient_reason": self.gradient_reason,
-                "proof": self.proof, "bound": self.bound, "kl_part": kl, "monte_carlo": self.monte_carlo}
+                "proof": self.proof, "bound": self.bound, "kl_part": kl, "jacobian_asymmetry": asym,
+                "monte_carlo": self.monte_carlo}
 
 
 @dataclass
@@ -781,6 +788,7 @@ def _gradient_verdict(seq, spec, res: EstimatorResult, obj: Objective, tb, G, ep
             for j in range(i + 1, n):
                 d = jac[i, j] - jac[j, i]
                 if nb.certainly_nonzero(d):
+                    res.asymmetry = (i, j, d)
                     how = "exactly" if isinstance(d, flint.fmpq) else "certified (the ball excludes 0)"
                     return ("no", None,
                             f"the Jacobian of the expected update is asymmetric, {how}: d mean[{names[i]}]/d "
@@ -859,7 +867,10 @@ def analyse(seq, names=None, *, group: int = 8, eps=DEFAULT_EPS, mc=None, varian
                 res.variance_trace = sum(res.variance, nb.ZERO)
             if mo["kl_part"] is not None:
                 target = -tb.beta * obj.grad_kl
-                res.kl_part = {"expected": mo["kl_part"], "target": target, "missing": target - mo["kl_part"]}
+                missing = target - mo["kl_part"]
+                t2 = _norm2(target)
+                res.kl_part = {"expected": mo["kl_part"], "target": target, "missing": missing,
+                               "missing_relative": nb.sqrt(_norm2(missing) / t2) if nb.certainly_nonzero(t2) else None}
             nums = list(res.mean) + list(res.bias) + (list(res.variance) if variance else [])
             exact = nb.is_exact(np.array(nums, dtype=object))
             res.proof = "exact" if exact else "certified"

@@ -9,7 +9,6 @@ token-level losses give partial gradients (the future KL terms are missing).
 from __future__ import annotations
 
 import flint
-import numpy as np
 import pytest
 import sympy
 
