@@ -98,17 +98,11 @@ class SequenceTables:
         self.kind = kind
         ev = PointEvaluator(self.params, seq.point, kind=kind)
         self._ev = ev
-        ev_old = None
+        # theta_old: exact where the policy is rational there, balls for the entries that are not
+        self._ev_old = None
         if seq.old_point is not None:
-            try:
-                ev_old = PointEvaluator(self.params, seq.old_point, kind="exact")
-                for x in seq.prompts:  # probe: an irrational stale point gives balls
-                    for tok, e in seq.policy[(x, ())].items():
-                        ev_old.eval(e)
-                        break
-            except Irrational:
-                ev_old = PointEvaluator(self.params, seq.old_point, kind="ball")
-        self._ev_old = ev_old
+            self._ev_old = PointEvaluator(self.params, seq.old_point, kind="exact")
+            self._ev_old_ball = PointEvaluator(self.params, seq.old_point, kind="ball")
         with nb.working_precision():
             self.rho = {x: self._constant(seq.prompt_probs[x]) for x in seq.prompts}
             self.beta = self._constant(seq.beta)
@@ -132,7 +126,7 @@ class SequenceTables:
                         for tk in toks:
                             c.p_ref = c.p_ref * tk.ref
                     c.p_old = None
-                    if ev_old is not None:
+                    if self._ev_old is not None:
                         c.p_old = nb.ONE
                         for tk in toks:
                             c.p_old = c.p_old * tk.old
@@ -162,7 +156,10 @@ class SequenceTables:
             ref = self._constant(self.seq.reference[(x, prefix)][tok])
         old = None
         if self._ev_old is not None:
-            old = self._ev_old.eval(e)[0]
+            try:
+                old = self._ev_old.eval(e)[0]
+            except Irrational:
+                old = self._ev_old_ball.eval(e)[0]
         t = _Token(key, e, v, s, ref, old)
         self.tokens[key] = t
         return t

@@ -78,7 +78,8 @@ def test_jacobian_of_reinforce_is_the_hessian_of_j(case):
 
 
 @pytest.mark.parametrize("name", ["grpo+seq_mean", "rloo+seq_mean", "dr_grpo+token_mean", "grpo+seq_mean+clip",
-                                  "rloo+k3_loss"])
+                                  "rloo+k3_loss", "reinforce_baseline+seq_mean", "rloo+k2_reward", "rloo+kl_score",
+                                  "dr_grpo+seq_mean+k2_loss", "reinforce_baseline+max_len+clip"])
 def test_jacobian_against_finite_differences(name):
     from .test_enumeration import kl_case
 
@@ -129,7 +130,21 @@ def test_multiset_limit_gives_not_run_with_the_count():
     assert er.status == "not_run"
     # penalised rewards are balls, one type per completion: 7 per prompt, C(7 + 8 - 1, 8) multisets each
     assert er.reason == f"{2 * math.comb(14, 8)} multisets of group types to enumerate, beyond the limit of 100"
-    assert MULTISET_LIMIT == 200_000
+    # the default limit leaves it to run
+    assert analyse(seq, ["grpo+k1_reward"], group=8, jacobian=False).estimators["grpo+k1_reward"].status == "ok"
+    assert 2 * math.comb(14, 8) < MULTISET_LIMIT
+
+
+def test_eps_is_exact_and_checked():
+    seq = two_prompt_case()
+    a = analyse(seq, ["grpo"], group=3, eps="1/10000", jacobian=False, variance=False)
+    b = analyse(seq, ["grpo"], group=3, eps=flint.fmpq(1, 10000), jacobian=False, variance=False)
+    c = analyse(seq, ["grpo"], group=3, eps="1e-4", jacobian=False, variance=False)
+    assert a.eps == b.eps == c.eps == flint.fmpq(1, 10000)
+    with nb.working_precision():
+        assert all((x - y).contains(0) for x, y in zip(a.estimators["grpo"].mean, b.estimators["grpo"].mean))
+    with pytest.raises(UsageError, match=r"^GRPO's eps must be a rational number such as 1/1000000 or 1e-6 \(given 'x'\)$"):
+        analyse(seq, ["grpo"], group=3, eps="x")
 
 
 def test_estimator_names_are_checked():
@@ -141,3 +156,26 @@ def test_estimator_names_are_checked():
         parse_estimator("rloo+k1_reward+clip")
     with pytest.raises(UsageError, match=r"^estimator 'rloo' needs a group of at least 2 completions \(given 1\)"):
         analyse(two_prompt_case(), ["rloo"], group=1)
+
+
+def test_irrational_softmax_point_gives_certified_results():
+    # softmax logits at theta = 1/2, 1/3, ...: the policy is irrational, every number is a ball;
+    # RLOO's bias is certified to within its bound of 0 but not proved 0, and the verdict says so
+    from .helpers import make_case
+
+    vals = {}
+
+    def point(s):
+        vals.setdefault(s.name, R(len(vals) % 4 + 1, 3) - 1)
+        return vals[s.name]
+
+    seq = make_case(prompts=("x", "y"), max_length=2, point=point, old_point=lambda s: 0, clip_epsilon=R(1, 5),
+                    reward=lambda x, o: (o[0] == "a") + (x == "y") * len(o))
+    res = analyse(seq, ["rloo", "grpo+seq_mean", "rloo+clip"], group=4, mc={"batches": 4000})
+    assert res.objective.kind == "certified" and 0 < res.objective.bound < 1e-12
+    er = res.estimators["rloo"]
+    assert er.proof == "certified"
+    with nb.working_precision():
+        assert all(b.contains(0) and float(b.rad()) < 1e-30 for b in er.bias)
+    assert er.is_gradient == "undecided" and "balls cannot prove the equality" in er.gradient_reason
+    assert res.monte_carlo["consistent"]
