@@ -754,8 +754,8 @@ def _gradient_verdict(seq, spec, res: EstimatorResult, obj: Objective, tb, G, ep
     if not nb.is_exact(bias) and all(not nb.certainly_nonzero(b) for b in bias):
         return ("undecided", None, f"every coordinate of the bias is within {nb.bound(bias):.3g} of 0 "
                 "(certified balls): consistent with grad J, but balls cannot prove the equality")
-    kl_free = not has_kl(seq) and spec.kl is None
-    if (kl_free and not spec.clip and spec.aggregation in ("sum", "max_len")):
+    # the update alone (no KL term in it), whatever the objective: a gradient of a transformed E[R|x]
+    if spec.kl is None and not spec.clip and spec.aggregation in ("sum", "max_len"):
         prompts_ok = True
         for x in seq.prompts:
             vals = {c.R_exact if c.R_exact is not None else id(c) for c in tb.comps[x]}
