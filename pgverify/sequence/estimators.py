@@ -170,7 +170,6 @@ class _Prompt:
     vectors u_k and v, their type keys."""
 
     def __init__(self, tb: SequenceTables, x, spec: Spec, *, jacobian: bool = False):
-        seq = tb.seq
         self.x = x
         comps = tb.comps[x]
         self.comps = comps
@@ -379,7 +378,6 @@ def _closed_form_jacobian(pr: _Prompt, spec: Spec, G: int, beta, max_length: int
     alpha, gamma, base = _linear_constants(spec, G)
     w, dw, r, dr, u, du = pr.w, pr.dw, pr.r, pr.dr, pr.U[0], pr.DU[0]
     n = len(u[0])
-    zero_v = nb.zeros(n)
 
     def Es(xs, dxs):  # scalar jet: (value, gradient)
         val, grad = nb.ZERO, nb.zeros(n)
@@ -410,7 +408,6 @@ def _closed_form_jacobian(pr: _Prompt, spec: Spec, G: int, beta, max_length: int
         jac = jac - (c * G * beta) * dEv
     if gamma != 0:
         jac = jac - (c * gamma * G * (G - 1)) * (np.outer(Eu, dEr) + Er * dEu)
-    del zero_v
     return jac
 
 
