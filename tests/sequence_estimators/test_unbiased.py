@@ -111,14 +111,21 @@ def test_verdicts_are_backed_by_the_jacobian():
 
 
 def test_group_normalised_binary_rewards_are_a_gradient():
-    # two reward values per prompt: the expected update is phi(q) grad q per prompt (a proof)
+    # two reward values per prompt: the expected update is phi(q) grad q per prompt (a proof for
+    # every theta); here its Jacobian at the point is checked to be symmetric independently
     seq = two_prompt_case()
     seq2 = type(seq)(**{**seq.__dict__, "reward": {k: (1 if v >= 2 else 0) if k[0] == "y" else v
                                                      for k, v in seq.reward.items()}})
-    res = analyse(seq2, ["grpo", "grpo+seq_mean"], group=4)
-    assert res.estimators["grpo"].is_gradient == "yes"
-    assert "at most two values" in res.estimators["grpo"].gradient_reason
-    assert res.estimators["grpo+seq_mean"].is_gradient != "yes" or res.estimators["grpo+seq_mean"].objective
+    res = analyse(seq2, ["grpo", "grpo_sample_std+max_len", "grpo+seq_mean"], group=4)
+    for name in ("grpo", "grpo_sample_std+max_len"):
+        assert res.estimators[name].is_gradient == "yes"
+        assert "at most two values" in res.estimators[name].gradient_reason
+        jac = moments(seq2, name, group=4, second=False, jacobian=True)["jacobian"]
+        with nb.working_precision():
+            d = jac - jac.T
+            assert all(x.contains(0) and float(x.rad()) < 1e-30 for x in d.flat)
+    # the argument needs u = sigma: under seq_mean the tool decides from the Jacobian
+    assert "at most two values" not in res.estimators["grpo+seq_mean"].gradient_reason
 
 
 def test_multiset_limit_gives_not_run_with_the_count():
