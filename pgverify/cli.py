@@ -466,10 +466,12 @@ def render_terms(res: Result, console: Console) -> None:
 def _register_commands() -> None:
     from .export.cli import export_command, show_command
     from .importers.cli import import_group
+    from .sequence.cli import estimators_command
 
     main.add_command(import_group, "import")
     main.add_command(export_command, "export")
     main.add_command(show_command, "show")
+    main.add_command(estimators_command, "estimators")
 
 
 _register_commands()
