@@ -106,3 +106,48 @@ def test_torch_grpo_loss():
 
     rep = assert_unbiased(grpo_loss, LENGTH, episodes=2000, group=8, expected="grpo+seq_mean")
     assert rep.passed and rep.matches[0][0] == "grpo+seq_mean"
+
+
+def _run(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "pgverify.cli", *args], capture_output=True, text=True)
+
+
+def test_check_runs_named_llm_estimators_on_a_sequence_case():
+    import json
+
+    out = _run("check", LENGTH, "--estimators", "rloo,grpo+seq_mean", "--json", "--episodes", "2000")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["verified"] is True
+    assert set(data["estimators"]) == {"rloo", "grpo+seq_mean"}
+    assert data["estimators"]["rloo"]["bias"] == ["0", "0"]  # Kool et al. (2019): RLOO is unbiased
+    assert data["estimators"]["grpo+seq_mean"]["is_gradient"] == "no"
+    assert data["estimators"]["grpo+seq_mean"]["monte_carlo"]["verdict"] == "consistent"
+
+
+def test_check_refuses_llm_estimators_on_an_mdp_case():
+    out = _run("check", "cases/short_corridor.yaml", "--estimators", "rloo")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr == ("pgverify: error: the estimator(s) rloo apply to sequence cases only (kind: sequence); "
+                          "cases/short_corridor.yaml is an MDP case\n")
+
+
+def test_check_unknown_estimator_names_both_families():
+    out = _run("check", LENGTH, "--estimators", "grpo+median")
+    assert out.returncode == 2
+    assert "unknown estimator(s) grpo+median" in out.stderr and "advantage[+aggregation]" in out.stderr
+
+
+def test_estimators_command_exit_status_and_json():
+    import json
+
+    out = _run("estimators", LENGTH, "--json", "--batches", "2000", "--estimators", "rloo,dr_grpo")
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    # Dr. GRPO's mean-centred advantage with the group's own reward included: (G - 1)/G grad J (G = 8)
+    assert d["estimators"]["dr_grpo"]["objective"] == "(7/8) * J"
+    out = _run("estimators", "cases/short_corridor.yaml")
+    assert out.returncode == 2 and "is an MDP case, not a sequence case" in out.stderr
