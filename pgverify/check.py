@@ -121,6 +121,8 @@ class Result:
     monte_carlo: object = None
     #: tool name -> the report of an external cross-check (``pgverify check --cross-check storm``)
     cross_check: dict = field(default_factory=dict)
+    #: sequence cases: the LLM estimators named in check's estimators (pgverify.sequence.analyse), or None
+    sequence_estimators: object = field(default=None, repr=False)
     #: why this mode (number system) was chosen
     mode_reason: str | None = None
     #: certified mode: rigorous bounds on |float - exact| of the objective and the gradient
@@ -161,6 +163,8 @@ class Result:
             "dpg_check": self.dpg_check,
             **({"monte_carlo": self.monte_carlo.to_dict()} if self.monte_carlo is not None else {}),
             **({"cross_check": self.cross_check} if self.cross_check else {}),
+            **({"estimators": self.sequence_estimators.to_dict()["estimators"]}
+               if self.sequence_estimators is not None else {}),
             "mode_reason": self.mode_reason,
             **({"bound": self.bound} if self.bound is not None else {}),
             **({"tangent": self.tangent} if self.tangent is not None else {}),

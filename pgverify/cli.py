@@ -61,6 +61,31 @@ class _EpisodesType(click.ParamType):
         return "auto"
 
 
+def _split_estimators(text: str) -> tuple[list, list]:
+    """--estimators: pgverify's MDP estimators, and the LLM estimators of sequence cases
+    (advantage[+aggregation][+kl_term][+clip], :func:`pgverify.sequence.parse_estimator`)."""
+    from .sequence import parse_estimator
+
+    chosen = [e.strip() for e in text.split(",") if e.strip()]
+    if not chosen:
+        _fail(f"--estimators names no estimator; choose from {', '.join(ESTIMATORS)} (or, for a sequence case, "
+              "e.g. rloo, grpo+seq_mean)")
+    mdp, llm, unknown = [], [], []
+    for e in chosen:
+        if e in ESTIMATORS:
+            mdp.append(e)
+            continue
+        try:
+            parse_estimator(e)
+            llm.append(e)
+        except PgVerifyError:
+            unknown.append(e)
+    if unknown:
+        _fail(f"unknown estimator(s) {', '.join(unknown)}; choose from {', '.join(ESTIMATORS)}, or for a sequence "
+              "case advantage[+aggregation][+kl_term][+clip] (see `pgverify estimators --help`)")
+    return (mdp or list(ESTIMATORS)), llm
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pgverify")
 def main():
@@ -108,10 +133,7 @@ def check_command(cases, at, as_json, force_symbolic, force_point, force_exact, 
     mode = ("symbolic" if force_symbolic else "at-point" if force_point else "exact" if force_exact
             else "certified" if force_certified else "auto")
     at_values = _parse_at(at)
-    chosen = [e.strip() for e in estimators.split(",") if e.strip()]
-    unknown = [e for e in chosen if e not in ESTIMATORS]
-    if unknown or not chosen:
-        _fail(f"unknown estimator(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(ESTIMATORS)}")
+    chosen, llm = _split_estimators(estimators)
     # Validate every file first: nothing is computed or printed for a run with invalid input.
     loaded, errors = [], []
     for path in cases:
@@ -123,6 +145,9 @@ def check_command(cases, at, as_json, force_symbolic, force_point, force_exact, 
         for e in errors:
             click.echo(f"pgverify: {e}", err=True)
         sys.exit(EXIT_INPUT)
+    if llm and any(c.sequence is None for c in loaded):
+        _fail(f"the estimator(s) {', '.join(llm)} apply to sequence cases only (kind: sequence); "
+              + ", ".join(str(p) for p, c in zip(cases, loaded) if c.sequence is None) + " is an MDP case")
     results: list[Result] = []
     for case in loaded:
         try:
@@ -139,6 +164,14 @@ def check_command(cases, at, as_json, force_symbolic, force_point, force_exact, 
                 cc = storm_cross_check(case, res)
                 res.cross_check["storm"] = cc
                 res.verified = res.verified and cc["agrees_symbolically"] and cc["agrees_at_point"]
+            if llm:
+                from .sequence import analyse
+
+                seq = case.sequence if not at_values else case.at(at_values).sequence
+                res.sequence_estimators = analyse(seq, llm, mc=None if no_mc else {"seed": seed})
+                res.verified = res.verified and all(
+                    e.status == "ok" and (e.monte_carlo or {}).get("verdict") != "DIFFERS"
+                    for e in res.sequence_estimators.estimators.values())
         except PgVerifyError as exc:
             _fail(str(exc))
         for w in res.warnings:
@@ -169,6 +202,10 @@ def check_command(cases, at, as_json, force_symbolic, force_point, force_exact, 
         console = Console(highlight=False)
         for res in results:
             render_summary(res, console)
+            if res.sequence_estimators is not None:
+                from .sequence.report import render_text as render_llm
+
+                click.echo("\n" + render_llm(res.sequence_estimators), nl=False)
     sys.exit(EXIT_OK if all(r.verified for r in results) else EXIT_DISAGREE)
 
 
@@ -466,10 +503,12 @@ def render_terms(res: Result, console: Console) -> None:
 def _register_commands() -> None:
     from .export.cli import export_command, show_command
     from .importers.cli import import_group
+    from .sequence.cli import estimators_command
 
     main.add_command(import_group, "import")
     main.add_command(export_command, "export")
     main.add_command(show_command, "show")
+    main.add_command(estimators_command, "estimators")
 
 
 _register_commands()

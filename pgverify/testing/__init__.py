@@ -7,6 +7,9 @@
   (:class:`EpisodeBatch`), has the exact gradient as its mean (the z-test of ``pgverify check``),
   or an ``AssertionError`` with the z-scores and, where pgverify recognises the estimator or can
   enumerate the trajectories, its exact bias;
+- on a sequence case (``kind: sequence``), :func:`assert_unbiased` hands groups of completions
+  (:class:`GroupBatch`) to an LLM-style loss and names the matching GRPO/RLOO/KL estimator
+  (:func:`assert_unbiased_groups`);
 - :mod:`pgverify.testing.plugin`: pytest fixtures (``pgverify_case``, ``pgverify``).
 
 See ``docs/testing.md``.
@@ -19,6 +22,7 @@ from .gradient import (
     exact_gradient,
     exact_objective,
 )
+from .groups import GroupBatch, GroupReport, assert_unbiased_groups
 from .unbiased import BiasDetected, Match, SampleInconclusive, UnbiasedReport, assert_unbiased
 
 __all__ = [
@@ -26,11 +30,14 @@ __all__ = [
     "SampleInconclusive",
     "EpisodeBatch",
     "GradientMismatch",
+    "GroupBatch",
+    "GroupReport",
     "HelperInputError",
     "Match",
     "UnbiasedReport",
     "assert_gradient_close",
     "assert_unbiased",
+    "assert_unbiased_groups",
     "exact_gradient",
     "exact_objective",
 ]

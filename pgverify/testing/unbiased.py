@@ -494,7 +494,8 @@ def _enumerated_mean(estimator, case, names, kind):
 
 def assert_unbiased(estimator: Callable, case, at: Mapping | None = None, episodes: int = 10_000,
                     seed: int | None = 0, alpha: float = 0.01, *, batches: int = 20,
-                    max_steps: int | None = None, allow_inconclusive: bool = False) -> UnbiasedReport:
+                    max_steps: int | None = None, allow_inconclusive: bool = False, group: int = 8,
+                    stale: bool = False, expected: str | None = None):
     r"""Assert that ``estimator``'s expectation is the exact gradient, by sampling and a z-test.
 
     Parameters
@@ -521,6 +522,11 @@ def assert_unbiased(estimator: Callable, case, at: Mapping | None = None, episod
     max_steps : int, optional
         The sampler's step limit without a horizon (default: where gamma^t < 1e-12, at most
         10,000 steps).
+    group, stale, expected
+        Sequence cases only (``kind: sequence``): ``estimator`` then receives a
+        :class:`~pgverify.testing.groups.GroupBatch` of groups of ``group`` completions and returns one
+        update per group, ``episodes`` is the number of groups, and ``stale``/``expected`` are those
+        of :func:`pgverify.testing.groups.assert_unbiased_groups`, which documents the test.
     allow_inconclusive : bool
         Return instead of raising :class:`SampleInconclusive` when some parameters could not
         be tested.  As in ``pgverify check``, a parameter whose per-episode estimates are
@@ -573,7 +579,22 @@ def assert_unbiased(estimator: Callable, case, at: Mapping | None = None, episod
                                "Use e.g. episodes=10_000")
     if not 0 < alpha < 1:
         raise HelperInputError("alpha must lie in (0, 1)", "alpha", str(alpha), "Use e.g. alpha=0.01")
-    case = resolve_case(case, at)
+    from ..sequence.model import SequenceCase
+
+    if not isinstance(case, SequenceCase):
+        case = resolve_case(case, at)
+    elif at:
+        case = case.to_case().at(at)
+    seq = case if isinstance(case, SequenceCase) else case.sequence
+    if seq is not None:  # a sequence case: groups of completions (pgverify.testing.groups)
+        from .groups import assert_unbiased_groups
+
+        return assert_unbiased_groups(estimator, seq, groups=episodes, group=group, seed=seed if seed is not None
+                                      else 0, alpha=alpha, stale=stale, expected=expected,
+                                      allow_inconclusive=allow_inconclusive)
+    if stale or expected is not None:
+        raise HelperInputError("stale and expected apply to sequence cases only", "stale/expected",
+                               f"stale={stale}, expected={expected!r}", "Leave them out for an MDP case")
     res = exact_result(case)
     names = list(res.parameters)
     if not names:

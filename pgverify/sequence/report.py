@@ -1,0 +1,70 @@
+"""Renderers of :class:`pgverify.sequence.estimators.EstimatorsResult` (they never compute).
+
+:func:`render_text` gives one table per case (estimator, relative bias, direction as the cosine
+with grad J, variance trace, whether the expected update is a gradient, the Monte Carlo verdict)
+and the reasons underneath; :func:`render_json` the ``to_dict`` form.
+"""
+from __future__ import annotations
+
+import json
+
+__all__ = ["render_text", "render_json"]
+
+
+def _num(d: dict, key: str) -> str:
+    v = d.get(key + "_float")
+    if v is None:
+        return "-"
+    return f"{v:.6g}"
+
+
+def render_json(result) -> str:
+    """The JSON form: ``{"case", "objective", "estimators": {name: {...}}, ...}``."""
+    return json.dumps(result.to_dict(), indent=2)
+
+
+def render_text(result) -> str:
+    """A plain-text report: the objective, then a table of the estimators and their reasons."""
+    d = result.to_dict()
+    obj = d["objective"]
+    lines = [f"case {d['case']}: {len(d['parameters'])} parameters, group G = {d['group']}, GRPO eps = {d['eps']}",
+             f"objective J = {obj['value']} ({obj['proof']}"
+             + (f", bound {obj['bound']:.3g}" if obj["proof"] != "exact" else "") + ")",
+             ""]
+    head = ("estimator", "relative bias", "cosine", "variance trace", "gradient?", "proof", "Monte Carlo")
+    rows = []
+    for name, e in d["estimators"].items():
+        mc = (e.get("monte_carlo") or {}).get("verdict", "-")
+        if e["status"] != "ok":
+            rows.append((name, "not run", "-", "-", "-", "-", mc))
+            continue
+        rows.append((name, _num(e, "relative_bias"), _num(e, "cosine"), _num(e, "variance_trace"),
+                     e["is_gradient"], e["proof"], mc))
+    widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
+    fmt = "  ".join("{:<%d}" % w for w in widths)
+    lines.append(fmt.format(*head))
+    lines.append(fmt.format(*("-" * w for w in widths)))
+    lines.extend(fmt.format(*r) for r in rows)
+    lines.append("")
+    for name, e in d["estimators"].items():
+        if e["status"] != "ok":
+            lines.append(f"{name}: not run: {e['reason']}")
+            continue
+        why = e["gradient_reason"]
+        obj_txt = f" (ascends {e['objective']})" if e.get("objective") else ""
+        lines.append(f"{name}: gradient? {e['is_gradient']}{obj_txt}: {why}")
+        if e.get("kl_part") and e["kl_part"].get("missing_relative") is not None:
+            lines.append(f"  KL term: the missing part (target - expected) has relative norm "
+                         f"{e['kl_part']['missing_relative']}")
+        if e["proof"] != "exact":
+            lines.append(f"  certified: every number within {e['bound']:.3g} of its exact value")
+        mc = e.get("monte_carlo") or {}
+        if mc.get("reason"):
+            lines.append(f"  Monte Carlo: {mc['verdict']}: {mc['reason']}")
+    if d.get("monte_carlo"):
+        m = d["monte_carlo"]
+        lines.append("")
+        lines.append(f"Monte Carlo: {m['batches']} batches per estimator, seed {m['seed']}, {m['tests']} tests, "
+                     f"{m['test']} at alpha {m['alpha']}: "
+                     + ("every estimator consistent with its exact mean" if m["consistent"] else "SOME DIFFER"))
+    return "\n".join(lines) + "\n"
