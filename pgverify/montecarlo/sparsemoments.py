@@ -244,10 +244,9 @@ class _Matrix:
     The bound of W m is |W| (e_m + gamma_k |m|) + E (|m| + e_m) + (k + 1) eta (k: the most non-zeros
     of a row).  When E <= delta |W| entrywise (delta tiny: the entries' own roundings) it is at most
     |W| ((1 + delta) e_m + (gamma_k + delta) |m|) + (k + 1) eta: one product with |W| instead of two.
-    Small matrices are kept dense (BLAS beats the sparse loop below a few hundred rows).
+    The products run in scipy's single-threaded sparse loop (a dense BLAS product was faster alone on
+    small cases, but its threads stalled when the machine was busy: 3 to 15 s for FrozenLake 8x8).
     """
-
-    DENSE_ROWS = 160
 
     def __init__(self, rows, cols, v, e, L):
         shape = (L, L)
@@ -256,17 +255,20 @@ class _Matrix:
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(absv > 0, e / np.where(absv > 0, absv, 1.0), np.where(e > 0, np.inf, 0.0))
         self.delta = float(ratio.max(initial=0.0))
-        self.dense = L <= self.DENSE_ROWS
-        if self.dense:
-            self.A = np.zeros(shape)
-            self.A[rows, cols] = v
-            self.absA = np.abs(self.A)
-            self.E = np.zeros(shape)
-            self.E[rows, cols] = e
-        else:
-            self.A = sp.csr_matrix((v, (rows, cols)), shape=shape)
-            self.absA = sp.csr_matrix((absv, (rows, cols)), shape=shape)
-            self.E = sp.csr_matrix((e, (rows, cols)), shape=shape)
+        self.A = sp.csr_matrix((v, (rows, cols)), shape=shape)
+        self.absA = sp.csr_matrix((absv, (rows, cols)), shape=shape)
+        self.E = sp.csr_matrix((e, (rows, cols)), shape=shape)
+
+    def matmul_many(self, ms) -> list:
+        """[W m for m in ms], as one product over the side-by-side columns."""
+        if len(ms) == 1:
+            return [self.matmul(ms[0])]
+        widths = [m.v.shape[1] for m in ms]
+        v = np.hstack([m.v for m in ms])
+        e = np.hstack([np.broadcast_to(m.e, m.v.shape) for m in ms])
+        out = self.matmul(_B(v, e))
+        cuts = np.cumsum(widths)[:-1]
+        return [_B(a, b) for a, b in zip(np.split(out.v, cuts, axis=1), np.split(out.e, cuts, axis=1))]
 
     def matmul(self, m: Bounded) -> Bounded:
         mv = m.v
@@ -278,6 +280,10 @@ class _Matrix:
         else:
             bound = self.absA @ (me + gk * absm) + self.E @ (absm + me)
         return _B(self.A @ mv, bound + (self.k + 1) * TINY)
+
+
+def _full(x, shape):
+    return x if x.shape == shape else np.broadcast_to(x, shape)
 
 
 class _Coo:
@@ -319,8 +325,8 @@ class _Sum:
                 # terms per position, besides the dense one; the row arrays are kept alive with the pattern
                 self.patterns[key] = (uniq, inv, int(np.bincount(inv).max(initial=0)), [c.rows for c in self.coo])
             uniq, inv, k, _ = self.patterns[key]
-            tv = np.concatenate([np.broadcast_to(c.val.v, c.rows.shape) for c in self.coo])
-            te = np.concatenate([np.broadcast_to(c.val.e, c.rows.shape) for c in self.coo])
+            tv = np.concatenate([_full(c.val.v, c.rows.shape) for c in self.coo])
+            te = np.concatenate([_full(c.val.e, c.rows.shape) for c in self.coo])
             sv = np.bincount(inv, tv, minlength=len(uniq))
             se = np.bincount(inv, te, minlength=len(uniq))
             sa = np.bincount(inv, np.abs(tv), minlength=len(uniq))
@@ -407,40 +413,44 @@ def _sparse_moments(mdp, names, *, J, V, group):
                 out = out * self.v_t.reshape(L, 1)
             return _scale(out, c)
 
-    def first_rhs(step, i, m1n, with_diag):
-        tot = _Sum(L, width if wide(i) else 1, tb.patterns)
-        for mono in _C[i]:
-            tot.add(step.expect(mono, None, None))
-        for k, monos in _full_M(i).items():
-            if k == i and not with_diag:
-                continue
-            for mono in monos:
-                tot.add(step.expect(mono, ("1", k), m1n[k]))
+    plans = {}
+
+    def terms(q, with_diag):
+        """The terms (monomial, key of the moment at s' or None) of the one-step recursion of ``q``: a
+        functional (first moment) or a pair (second moment); ``with_diag``: with q's own term at s'."""
+        if (q, with_diag) in plans:
+            return plans[(q, with_diag)]
+        out = []
+        if isinstance(q, str):
+            out += [(mono, None) for mono in _C[q]]
+            out += [(mono, ("1", k)) for k, monos in _full_M(q).items() if with_diag or k != q for mono in monos]
+        else:
+            i, j = q
+            Mi, Mj = _full_M(i), _full_M(j)
+            out += [(_times(ci, cj), None) for ci in _C[i] for cj in _C[j]]
+            out += [(_times(ci, mu), ("1", l_)) for ci in _C[i] for l_, monos in Mj.items() for mu in monos]
+            out += [(_times(cj, mu), ("1", k)) for cj in _C[j] for k, monos in Mi.items() for mu in monos]
+            out += [(_times(mu, nu), ("2", _key(k, l_, _ORDER))) for k, mk in Mi.items() for l_, ml in Mj.items()
+                    if with_diag or (k, l_) != (i, j) for mu in mk for nu in ml]
+        plans[(q, with_diag)] = out
+        return out
+
+    def rhs(step, q, ms, with_diag):
+        tot = _Sum(L, width if wide(q) else 1, tb.patterns)
+        for mono, mkey in terms(q, with_diag):
+            tot.add(step.expect(mono, mkey, ms[mkey] if mkey is not None else None))
         return tot.total()
 
-    def second_rhs(step, i, j, m1n, m2n, with_diag):
-        tot = _Sum(L, width if wide((i, j)) else 1, tb.patterns)
-        Mi, Mj = _full_M(i), _full_M(j)
-        for ci in _C[i]:
-            for cj in _C[j]:
-                tot.add(step.expect(_times(ci, cj), None, None))
-        for ci in _C[i]:
-            for l_, monos in Mj.items():
-                for mu in monos:
-                    tot.add(step.expect(_times(ci, mu), ("1", l_), m1n[l_]))
-        for cj in _C[j]:
-            for k, monos in Mi.items():
-                for mu in monos:
-                    tot.add(step.expect(_times(cj, mu), ("1", k), m1n[k]))
-        for k, mk in Mi.items():
-            for l_, ml in Mj.items():
-                kl = _key(k, l_, _ORDER)
-                if (k, l_) == (i, j) and not with_diag:
-                    continue
-                for mu in mk:
-                    for nu in ml:
-                        tot.add(step.expect(_times(mu, nu), ("2", kl), m2n[kl]))
-        return tot.total()
+    def prefetch(step, quantities, ms):
+        """Every product W_k m(s') of this time step, one batched product per k (fewer, wider calls)."""
+        wanted = {}
+        for q in quantities:
+            for (cn, (kr, kx, kv, kp, kq)), mkey in terms(q, True):
+                if mkey is not None and not (kx or kp or kq):
+                    wanted.setdefault(kr, []).append(mkey) if mkey not in wanted.get(kr, []) else None
+        for kr, keys in wanted.items():
+            for mkey, out in zip(keys, tb.Wmat(kr).matmul_many([ms[k] for k in keys])):
+                step.cache[(kr, 0, 0, 0, mkey)] = out
 
     V = None if V is None else np.asarray(V, dtype=float)
     failed = set()
@@ -450,8 +460,10 @@ def _sparse_moments(mdp, names, *, J, V, group):
         for t in range(mdp.horizon - 1, -1, -1):
             v_t = V[min(t, len(V) - 1)][tb.live] if V is not None and "VB" in order else None
             step = Step(v_t)
-            new1 = {i: first_rhs(step, i, m1, True) for i in order}
-            new2 = {(i, j): second_rhs(step, i, j, m1, m2, True) for i, j in pairs}
+            ms = {**{("1", i): m for i, m in m1.items()}, **{("2", pr): m for pr, m in m2.items()}}
+            prefetch(step, order + pairs, ms)
+            new1 = {i: rhs(step, i, ms, True) for i in order}
+            new2 = {pr: rhs(step, pr, ms, True) for pr in pairs}
             m1, m2 = new1, new2
         how = "float64 backward induction over the sparse tables"
     else:
@@ -462,7 +474,7 @@ def _sparse_moments(mdp, names, *, J, V, group):
             if any(k in failed for k in COMPONENTS[i]):
                 failed.add(i)
                 continue
-            sol = solver.solve(coef(_LAMBDA[i]), first_rhs(step, i, m1, False))
+            sol = solver.solve(coef(_LAMBDA[i]), rhs(step, i, {("1", k): m for k, m in m1.items()}, False))
             if sol is None:
                 failed.add(i)
             else:
@@ -471,7 +483,8 @@ def _sparse_moments(mdp, names, *, J, V, group):
             subs = {_key(k, l_, _ORDER) for k in _full_M(i) for l_ in _full_M(j)} - {(i, j)}
             if i in failed or j in failed or not subs <= set(m2):
                 continue
-            sol = solver.solve(coef(_LAMBDA[i]) * coef(_LAMBDA[j]), second_rhs(step, i, j, m1, m2, False))
+            ms = {**{("1", k): m for k, m in m1.items()}, **{("2", pr): m for pr, m in m2.items()}}
+            sol = solver.solve(coef(_LAMBDA[i]) * coef(_LAMBDA[j]), rhs(step, (i, j), ms, False))
             if sol is not None:
                 m2[(i, j)] = sol
         how = "float64 linear algebra over the sparse tables"
