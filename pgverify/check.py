@@ -439,7 +439,9 @@ def _check(case, at, mode, engines, force, trajectory_limit, monte_carlo, progre
                    "vectors": results["bellman"].info["directions"] if len(names) <= 50 else None,
                    "why": "one tangent column per parameter is over the work budget; the adjoint gives the "
                           "full gradient and the tangent checks it along each direction"}
-    at_str = {p.name: str(case.point[p]) for p in case.parameters}
+    printed: dict = {}  # a tabular case's 3e5 parameters share a few point values: print each once
+    at_str = {p.name: printed.get(id(case.point[p])) or printed.setdefault(id(case.point[p]), str(case.point[p]))
+              for p in case.parameters}
     result = Result(
         case=case.name, parameters=names, at=at_str, objective=objective, gradient=gradient,
         methods=methods, not_run=not_run, agree=agree, proof=proof, verified=verified, mode=(alg.mode if alg is not None else "certified"),
