@@ -159,8 +159,9 @@ def _sample_batches(mdp, episodes, seed, max_steps, progress):
 
 
 #: the dense exact moment routes (tabulate(exact=True): states x actions x states x parameters
-#: object arrays, times the horizon) run up to this much work; beyond it the exact mean of an
-#: unbiased estimator is the exact gradient and the standard error the sample's
+#: object arrays, times the horizon) run up to this much work; beyond it the sparse certified
+#: recursions (sparsemoments.py), and beyond their budget the exact mean of an unbiased estimator is
+#: the exact gradient and the standard error the sample's
 MOMENTS_DENSE_LIMIT = 5e6
 #: episodes x parameters per chunk of estimates (32 MB of float64)
 CHUNK = 2**22
@@ -411,9 +412,10 @@ def monte_carlo(case, result, *, episodes=10_000, seed: int = 0, estimators=ESTI
     Sampling and the estimators run on the sparse tables of
     :func:`~pgverify.montecarlo.sparse.sparse_tabulate`, in chunks of episodes (no episodes x
     parameters array beyond :data:`CHUNK` entries).  The exact moments come from the dense routes
-    of :mod:`pgverify.montecarlo.moments` up to :data:`MOMENTS_DENSE_LIMIT`; beyond it an unbiased
-    estimator's exact mean is the exact gradient and its standard error the sample's
-    (``stderr_from``: "sample"), and ``moments`` says so.
+    of :mod:`pgverify.montecarlo.moments` up to :data:`MOMENTS_DENSE_LIMIT`, beyond it from the
+    certified recursions over the sparse tables (:mod:`pgverify.montecarlo.sparsemoments`, within
+    their own budget); beyond both an unbiased estimator's exact mean is the exact gradient and its
+    standard error the sample's (``stderr_from``: "sample"), and ``moments`` says so.
 
     ``progress(done, total)``, if given, is called as batches of episodes are sampled (``total``
     None in auto mode; the CLI draws a progress bar with it; this function never prints).

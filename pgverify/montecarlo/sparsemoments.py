@@ -41,9 +41,11 @@ from .sparse import _reachable
 __all__ = ["sparse_moments", "sparse_moments_work", "SPARSE_WORK_LIMIT", "SPARSE_MEMORY_LIMIT"]
 
 #: work budget: (non-zeros of P_pi + states) x parameters x (functionals + pairs) x (horizon or 1).
-#: FrozenLake 8x8 (horizon 100): 1.2e8, about 1.5 s on this project's 2-core machine; Taxi-v4
-#: (horizon 200): 2.5e10, about 0.8 s per time step there, 160 s in all: over
-SPARSE_WORK_LIMIT = 4e8
+#: FrozenLake 8x8 (horizon 100): 1.2e8, about 1.5 s on this project's 2-core machine; the random
+#: tabular case of 100 states with a horizon of 50: 3.4e8, 2-5 s, which left the sampling 128 episodes
+#: of its 5 s budget (the check's budget counts the moments too): over; Taxi-v4 (horizon 200): 2.5e10,
+#: about 0.8 s per time step there, 160 s in all: over
+SPARSE_WORK_LIMIT = 1.5e8
 #: memory budget (bytes) of the moment arrays: states x parameters x (functionals + pairs) x 32
 #: (values and bounds, this step's and the next one's)
 SPARSE_MEMORY_LIMIT = 4e8
@@ -579,6 +581,31 @@ def _terminates(mdp, tb) -> bool:
         good = new
 
 
+class _LU:
+    """A float64 LU of A: dense (LAPACK) up to :attr:`DENSE` rows, where SuperLU's solves with hundreds
+    of right-hand sides were 30 times slower (random graphs fill in), else sparse (SuperLU).  Only the
+    solution matters: it is certified afterwards from its residual."""
+
+    DENSE = 1500
+
+    def __init__(self, A):
+        import scipy.linalg as la
+
+        self.dense = A.shape[0] <= self.DENSE
+        if self.dense:
+            M = A.toarray()
+            self.lu = la.lu_factor(M, check_finite=True)
+            if not np.all(np.isfinite(self.lu[0])) or np.any(np.diag(self.lu[0]) == 0):
+                raise np.linalg.LinAlgError("singular")
+        else:
+            self.lu = spla.splu(A)
+
+    def solve(self, b):
+        import scipy.linalg as la
+
+        return la.lu_solve(self.lu, b) if self.dense else self.lu.solve(b)
+
+
 class _SparseSolver:
     """(I - lambda P_pi) y = b on the live states: a sparse LU in float64, certified (module docstring)."""
 
@@ -599,9 +626,9 @@ class _SparseSolver:
             P = sp.csc_matrix(self.P.A)
             A = (sp.identity(L, format="csc") - float(lam.v) * P).tocsc()
             try:
-                lu = spla.splu(A)
+                lu = _LU(A)
                 w = lu.solve(np.ones(L)) if L else np.zeros(0)
-            except RuntimeError:
+            except (RuntimeError, np.linalg.LinAlgError, ValueError):
                 raise Uncertified("a linear system is singular in float64") from None
             w = w * 1.001 + 1e-12
             Aw = self._apply(lam, w.reshape(L, 1))

@@ -133,3 +133,20 @@ def test_the_budget_is_checked_before_the_work(monkeypatch):
     assert work > 0 and memory > 0
     monkeypatch.setattr(sparsemoments, "SPARSE_WORK_LIMIT", work / 2)
     assert sparse_moments(sp, ESTIMATORS, J=J, V=V) is None
+
+
+@pytest.mark.parametrize("eps", ["10**-12", "10**-17"])
+def test_ill_conditioned_systems_are_not_certified_and_say_so(eps):
+    """The loop of tests/montecarlo/test_certified.py that ends with probability 1e-12 (1e-17: singular
+    in float64) per step, without discount: no variance is certified, each says why, nothing raises,
+    and a mean that is certified holds the exact one."""
+    from .test_certified import _loop
+
+    exact, got = _both(pgverify.Case.from_dict(_loop(eps)))
+    assert exact["reward_to_go"][0] is not None  # finite exact moments
+    for est in ESTIMATORS:
+        mean, var, how, emean, _ = got[est]
+        assert var is None and "sampled only" in how, (est, how)
+        assert "never terminates" not in how
+        if mean is not None:
+            assert all(abs(float(x) - y) <= e for x, y, e in zip(exact[est][0], mean, emean)), est
