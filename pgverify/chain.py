@@ -236,16 +236,19 @@ class _TabularSoftmax:
 
 
 def _floats(values):
-    """Midpoints and error bounds; an exact value shared by many entries is converted once."""
-    mids = np.empty(len(values))
-    errs = np.empty(len(values))
-    seen: dict = {}  # by identity: the evaluator returns one object per distinct expression
-    for k, x in enumerate(values):
-        hit = seen.get(id(x))
-        if hit is None:
-            hit = seen[id(x)] = to_float(x)
-        mids[k], errs[k] = hit
-    return mids, errs
+    """Midpoints and error bounds; an exact value shared by many entries is converted once.
+
+    The entries are grouped by identity (the evaluator returns one object per distinct expression,
+    and ``values`` keeps every object alive, so identities are not reused) with numpy, one
+    conversion per group."""
+    if not len(values):
+        return np.empty(0), np.empty(0)
+    ids = np.fromiter(map(id, values), dtype=np.uint64, count=len(values))
+    uniq, first, inv = np.unique(ids, return_index=True, return_inverse=True)
+    pairs = [to_float(values[k]) for k in first.tolist()]
+    mids = np.fromiter((m for m, _ in pairs), float, len(pairs))
+    errs = np.fromiter((e for _, e in pairs), float, len(pairs))
+    return mids[inv], errs[inv]
 
 
 def _to_float(ch: PointChain) -> PointChain:
