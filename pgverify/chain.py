@@ -97,17 +97,29 @@ def compile_chain(case, kind: str = "exact") -> PointChain:
     pair_state, pair_action, tr_pair, tr_next = [], [], [], []
     vals = {"rho0": [], "pi": [], "P": [], "r": []}
     ders = {k: ([], [], []) for k in vals}
+    memo: dict = {}  # id(expression) -> (expression, value, gradient items): one evaluation per object
+
+    def evaluate(expr):
+        hit = memo.get(id(expr))
+        if hit is None or hit[0] is not expr:
+            v, g = ev.eval(expr)
+            hit = memo[id(expr)] = (expr, v, tuple(g.items()))
+        return hit[1], hit[2]
 
     def add(name, expr, position):
-        v, g = ev.eval(expr)
+        v, g = evaluate(expr)
         vals[name].append(v)
         if g:
             di, dp, dv = ders[name]
-            for j, x in g.items():
+            for j, x in g:
                 di.append(position)
                 dp.append(j)
                 dv.append(x)
 
+    softmax = _TabularSoftmax(case, ev) if case.policy_form == "tabular" else None
+    zero_reward = sympy.Integer(0)
+    pi_vals, P_vals, r_vals = vals["pi"], vals["P"], vals["r"]
+    pi_d = ders["pi"]
     rho = [None] * len(states)
     rho_idx = []
     for s, e in case.rho0.items():
@@ -116,6 +128,7 @@ def compile_chain(case, kind: str = "exact") -> PointChain:
     for s in states:
         i = sidx[s]
         pi, P, R = case.pi[s], case.P[s], case.r[s]
+        fast = softmax.state(s) if softmax is not None else None
         for a in case.actions[s]:
             pe = pi.get(a)
             if pe is None:
@@ -123,15 +136,29 @@ def compile_chain(case, kind: str = "exact") -> PointChain:
             k = len(pair_state)
             pair_state.append(i)
             pair_action.append(a)
-            add("pi", pe, k)
+            if fast is not None:
+                v, grad = fast[a]
+                pi_vals.append(v)
+                for j, x in grad:
+                    pi_d[0].append(k)
+                    pi_d[1].append(j)
+                    pi_d[2].append(x)
+            else:
+                add("pi", pe, k)
             ra = R.get(a, {})
             for s2, Pe in P.get(a, {}).items():
                 t = len(tr_pair)
                 tr_pair.append(k)
                 tr_next.append(sidx.get(s2, -1))
-                add("P", Pe, t)
                 re = ra.get(s2)
-                add("r", re if re is not None else sympy.Integer(0), t)
+                v, g = evaluate(Pe)
+                P_vals.append(v)
+                if g:
+                    add_derivatives(ders["P"], t, g)
+                v, g = evaluate(re if re is not None else zero_reward)
+                r_vals.append(v)
+                if g:
+                    add_derivatives(ders["r"], t, g)
     # start: a dense vector over the chain's states
     for i, e in rho_idx:
         v, g = ev.eval(e)
@@ -162,17 +189,66 @@ def compile_chain(case, kind: str = "exact") -> PointChain:
     return _to_float(chain)
 
 
-def _floats(values):
-    """Midpoints and error bounds; an exact value shared by many entries is converted once."""
-    mids = np.empty(len(values))
-    errs = np.empty(len(values))
-    seen: dict = {}  # by identity: the evaluator returns one object per distinct expression
-    for k, x in enumerate(values):
-        hit = seen.get(id(x))
+def add_derivatives(coo_lists, position, grad):
+    di, dp, dv = coo_lists
+    for j, x in grad:
+        di.append(position)
+        dp.append(j)
+        dv.append(x)
+
+
+class _TabularSoftmax:
+    """pi(.|s) and its gradient for a tabular softmax policy, evaluated once per distinct point.
+
+    pi(a|s) = exp(theta_sa) / sum_b exp(theta_sb) (Sutton & Barto 2018, eq. 13.2) depends only on the
+    values of the state's own parameters, so every state whose parameters have the same values (all
+    of them at theta = 0) shares one evaluation (by :class:`~pgverify.pointvalues.PointEvaluator`, in
+    the chain's number system), kept in local form (action position, parameter position) and moved
+    to the state's parameters.  A state whose policy is not that softmax of its own parameters
+    theta_<state>_<action> (one action, a missing logit) is evaluated entry by entry.
+    """
+
+    def __init__(self, case, ev):
+        self.case, self.ev = case, ev
+        self.index = {p.name: j for j, p in enumerate(case.parameters)}
+        self.cache: dict = {}
+
+    def state(self, s):
+        """action -> (value, ((parameter, derivative), ...)), or None (then entry by entry)."""
+        case = self.case
+        pi = case.pi[s]
+        acts = [a for a in case.actions[s] if a in pi]
+        js = [self.index.get(f"theta_{s}_{a}") for a in acts]
+        if len(acts) < 2 or None in js:
+            return None
+        key = (len(acts), tuple(case.point[case.parameters[j]] for j in js))
+        hit = self.cache.get(key)
         if hit is None:
-            hit = seen[id(x)] = to_float(x)
-        mids[k], errs[k] = hit
-    return mids, errs
+            pos = {j: b for b, j in enumerate(js)}
+            hit = []
+            for a in acts:
+                v, g = self.ev.eval(pi[a])
+                if any(j not in pos for j in g):
+                    return None
+                hit.append((v, tuple((pos[j], x) for j, x in g.items())))
+            self.cache[key] = hit
+        return {a: (v, tuple((js[b], x) for b, x in grad)) for a, (v, grad) in zip(acts, hit)}
+
+
+def _floats(values):
+    """Midpoints and error bounds; an exact value shared by many entries is converted once.
+
+    The entries are grouped by identity (the evaluator returns one object per distinct expression,
+    and ``values`` keeps every object alive, so identities are not reused) with numpy, one
+    conversion per group."""
+    if not len(values):
+        return np.empty(0), np.empty(0)
+    ids = np.fromiter(map(id, values), dtype=np.uint64, count=len(values))
+    uniq, first, inv = np.unique(ids, return_index=True, return_inverse=True)
+    pairs = [to_float(values[k]) for k in first.tolist()]
+    mids = np.fromiter((m for m, _ in pairs), float, len(pairs))
+    errs = np.fromiter((e for _, e in pairs), float, len(pairs))
+    return mids[inv], errs[inv]
 
 
 def _to_float(ch: PointChain) -> PointChain:

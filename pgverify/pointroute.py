@@ -181,8 +181,8 @@ def compare_pair(alg, results, names):
 def _dot(values, v):
     """sum_j values[j] v[j] exactly (rationals) or with a bound (Bounded)."""
     if values and isinstance(values[0], Bounded):
-        vals = np.array([float(x.v) for x in values])
-        errs = np.array([_err(x) for x in values])
+        vals = np.fromiter((x.v for x in values), float, len(values))
+        errs = np.fromiter((_err(x) for x in values), float, len(values))
         w = np.asarray(v, dtype=float)
         terms = Bounded(vals, errs) * w
         return terms.sum(0) if len(vals) else Bounded(0.0)
@@ -194,6 +194,8 @@ def _dot(values, v):
 
 def _err(x) -> float:
     e = x.e
+    if type(e) is float:  # a Bounded.scalar (the engines' per-parameter results)
+        return e
     return float(e) if np.ndim(e) == 0 else float(np.max(e))
 
 

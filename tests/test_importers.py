@@ -500,12 +500,14 @@ def test_frozenlake_8x8_sampling_is_consistent(frozenlake_8x8_file):
     """With 4,000 episodes the goal (J = 0.0017) is reached a few times: most tests are carried by one
     or two episodes and must come out inconclusive, not as false alarms (the sample's standard error,
     used before, called the unbiased baselines biased with |z| up to 12).  FrozenLake 8x8 is over the
-    dense moment recursions' budget (their certified float64 route takes about 30 s here), so the
-    exact mean is the gradient and the standard error the sample's, guarded by the n_eff and
-    non-zero-estimate rules; the result says so."""
+    dense moment recursions' budget (their certified float64 route took about 30 s here); the same
+    recursions over the sparse tables give every estimator's variance, certified (about 1.5 s), so the
+    standard error is the exact one; the certified means of the unbiased estimators must agree with the
+    exact gradient within their bounds."""
     import json
 
     from pgverify.cli import main
+    from pgverify.montecarlo.estimators import UNBIASED
 
     r = CliRunner().invoke(main, ["check", str(frozenlake_8x8_file), "--json", "--episodes", "4000"])
     assert r.exit_code == 0, r.output
@@ -513,7 +515,11 @@ def test_frozenlake_8x8_sampling_is_consistent(frozenlake_8x8_file):
     mc = data["monte_carlo"]
     assert data["verified"] and mc["consistent"]
     assert mc["inconclusive"] > 0 and "inconclusive" in mc["test"]
-    assert "over their budget" in mc["moments"]
-    for e in mc["estimators"].values():
-        assert e["stderr_from"] == "sample"
+    assert "over the sparse tables" in mc["moments"]
+    for name, e in mc["estimators"].items():
+        assert e["stderr_from"] == "exact variance", name
+        assert e["variance_from"].startswith("float64 backward induction over the sparse tables"), name
+        assert "(certified: each variance within a relative" in e["variance_from"], name
         assert e["consistent"] is not False
+        if name in UNBIASED:
+            assert "agrees within its certified bound" in e["exact_mean_from"], name

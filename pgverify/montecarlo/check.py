@@ -159,8 +159,9 @@ def _sample_batches(mdp, episodes, seed, max_steps, progress):
 
 
 #: the dense exact moment routes (tabulate(exact=True): states x actions x states x parameters
-#: object arrays, times the horizon) run up to this much work; beyond it the exact mean of an
-#: unbiased estimator is the exact gradient and the standard error the sample's
+#: object arrays, times the horizon) run up to this much work; beyond it the sparse certified
+#: recursions (sparsemoments.py), and beyond their budget the exact mean of an unbiased estimator is
+#: the exact gradient and the standard error the sample's
 MOMENTS_DENSE_LIMIT = 5e6
 #: episodes x parameters per chunk of estimates (32 MB of float64)
 CHUNK = 2**22
@@ -279,19 +280,30 @@ def _checkpoints(total_units: int | None) -> list:
     return list(np.unique(np.geomspace(10, 1e10, num=300).astype(int)))
 
 
-def _exact_means(case, result, mdp, estimators, group, small):
-    """name -> (exact moments, exact mean list or None, how, mean error array, disagrees)."""
+def _exact_means(case, result, mdp, estimators, group, small, sparse_route=True):
+    """name -> (exact moments, exact mean list or None, how, mean error array, disagrees).
+
+    ``small``: the dense routes; else, with ``sparse_route``, the certified recursions over the sparse
+    tables (:mod:`pgverify.montecarlo.sparsemoments`) within their budget."""
     names = list(case.parameter_names)
     grad = [result.gradient[p].float for p in names]
     policy = [result.terms["policy"].contribution[p]["float"] for p in names] if result.terms else grad
+    sparse = None
     if small:
         exact = exact_moments(tabulate(case, exact=True), estimators, group=group)
         moments = "exact moments from the dense tables (enumeration, exact recursions or certified float64)"
+    elif sparse_route and (sparse := _sparse_exact(mdp, estimators, group, result)) is not None:
+        exact = sparse
+        moments = ("certified float64 moments from the recursions over the sparse tables (the dense tables are "
+                   f"over their budget: states x actions x states x parameters x horizon = {dense_work(case):.2e} "
+                   f"> {MOMENTS_DENSE_LIMIT:.0e})")
     else:
         exact = {}
         moments = (f"none from the moment recursions: the case is over their budget (states x actions x states x "
-                   f"parameters x horizon = {dense_work(case):.2e} > {MOMENTS_DENSE_LIMIT:.0e}); the unbiased "
-                   "estimators' exact mean is the exact gradient and their standard error the sample's")
+                   f"parameters x horizon = {dense_work(case):.2e} > {MOMENTS_DENSE_LIMIT:.0e}"
+                   + (f"; over the sparse tables: {_sparse_over(mdp, estimators)}" if sparse_route else "")
+                   + "); the unbiased estimators' exact mean is the exact gradient and their standard error the "
+                   "sample's")
     boundary = mdp.boundary
     out = {}
     for name in estimators:
@@ -325,6 +337,26 @@ def _exact_means(case, result, mdp, estimators, group, small):
             emean, how = None, "unknown (sampled only)" + ("" if small else " (over the exact budget)")
         out[name] = (mom, emean, how, mean_err, disagrees)
     return out, moments
+
+
+def _sparse_exact(mdp, estimators, group, result):
+    """name -> Moments from the certified sparse recursions (the baselines the sampled estimators use),
+    or None over their budget."""
+    from .moments import Moments
+    from .sparsemoments import sparse_moments
+
+    rec = sparse_moments(mdp, estimators, J=result.objective.float, V=sparse_state_values(mdp), group=group)
+    if rec is None:
+        return None
+    return {name: Moments(*rec[name]) if name in rec else Moments(None, None, "sampled only") for name in estimators}
+
+
+def _sparse_over(mdp, estimators) -> str:
+    from .sparsemoments import SPARSE_MEMORY_LIMIT, SPARSE_WORK_LIMIT, sparse_moments_work
+
+    work, memory = sparse_moments_work(mdp, estimators)
+    return (f"work {work:.2e} (limit {SPARSE_WORK_LIMIT:.0e}), memory {memory / 1e6:.0f} MB (limit "
+            f"{SPARSE_MEMORY_LIMIT / 1e6:.0f} MB)")
 
 
 def _cut_matters(mdp, cut: int, tail_bound: float) -> bool:
@@ -380,9 +412,10 @@ def monte_carlo(case, result, *, episodes=10_000, seed: int = 0, estimators=ESTI
     Sampling and the estimators run on the sparse tables of
     :func:`~pgverify.montecarlo.sparse.sparse_tabulate`, in chunks of episodes (no episodes x
     parameters array beyond :data:`CHUNK` entries).  The exact moments come from the dense routes
-    of :mod:`pgverify.montecarlo.moments` up to :data:`MOMENTS_DENSE_LIMIT`; beyond it an unbiased
-    estimator's exact mean is the exact gradient and its standard error the sample's
-    (``stderr_from``: "sample"), and ``moments`` says so.
+    of :mod:`pgverify.montecarlo.moments` up to :data:`MOMENTS_DENSE_LIMIT`, beyond it from the
+    certified recursions over the sparse tables (:mod:`pgverify.montecarlo.sparsemoments`, within
+    their own budget); beyond both an unbiased estimator's exact mean is the exact gradient and its
+    standard error the sample's (``stderr_from``: "sample"), and ``moments`` says so.
 
     ``progress(done, total)``, if given, is called as batches of episodes are sampled (``total``
     None in auto mode; the CLI draws a progress bar with it; this function never prints).
@@ -412,7 +445,7 @@ def monte_carlo(case, result, *, episodes=10_000, seed: int = 0, estimators=ESTI
                                                                                 and means[k][0].variance is not None)}
     extra = sorted({v for v in companion.values() if v not in estimators})
     if extra:
-        more, _ = _exact_means(case, result, mdp, extra, group, False)
+        more, _ = _exact_means(case, result, mdp, extra, group, False, sparse_route=False)
         means.update(more)
     run = list(estimators) + extra
     stats = {}

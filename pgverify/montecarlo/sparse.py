@@ -33,19 +33,22 @@ __all__ = ["SparseMDP", "sparse_tabulate", "sample_sparse", "sparse_state_values
 
 @dataclass
 class _Csr:
-    """Per row k (a pair, transition or state): the parameters ``par[ptr[k]:ptr[k+1]]`` with values ``val``."""
+    """Per row k (a pair, transition or state): the parameters ``par[ptr[k]:ptr[k+1]]`` with values ``val``
+    (and ``err``, a bound on each value's distance from the exact one)."""
 
     ptr: np.ndarray
     par: np.ndarray
     val: np.ndarray
+    err: np.ndarray | None = None
 
     @classmethod
-    def build(cls, rows, par, val, count):
+    def build(cls, rows, par, val, count, err=None):
         rows = np.asarray(rows, dtype=np.int64)
         order = np.argsort(rows, kind="stable")
         ptr = np.zeros(count + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=count), out=ptr[1:])
-        return cls(ptr, np.asarray(par, dtype=np.int64)[order], np.asarray(val, dtype=float)[order])
+        err = np.zeros(len(rows)) if err is None else np.asarray(err, dtype=float)[order]
+        return cls(ptr, np.asarray(par, dtype=np.int64)[order], np.asarray(val, dtype=float)[order], err)
 
     def expand(self, rows: np.ndarray):
         """For entries ``rows`` (one per item): (item of each non-zero, its parameter, its value)."""
@@ -93,6 +96,13 @@ class SparseMDP:
     dgamma: np.ndarray  # (n,)
     boundary: bool = False
     boundary_states: frozenset = frozenset()
+    #: bounds on the distance of each float from the exact value at the point (ball arithmetic, then
+    #: the roundings here): of tr_w, tr_r, rho0, gamma and dgamma (x, p, q, drho carry their own ``err``)
+    tr_w_err: np.ndarray | None = None
+    tr_r_err: np.ndarray | None = None
+    rho0_err: np.ndarray | None = None
+    gamma_err: float = 0.0
+    dgamma_err: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -117,11 +127,13 @@ class SparseMDP:
 
 def sparse_tabulate(case, chain=None) -> SparseMDP:
     """The sparse tables of ``case`` at its point (from ``compile_chain(case, "float")`` unless given)."""
-    from ..chain import compile_chain
+    from ..chain import _to_float, compile_chain
     from ..pointvalues import PointEvaluator, to_float
 
     if chain is None:
         chain = compile_chain(case, "float")
+    elif chain.kind != "float":
+        chain = _to_float(chain)  # floats with their error bounds
     states = list(case.states)
     S = len(states)
     cidx = {s: i for i, s in enumerate(states)}
@@ -154,7 +166,7 @@ def sparse_tabulate(case, chain=None) -> SparseMDP:
     inv = np.empty_like(order)
     inv[order] = np.arange(len(order))
 
-    def dlog(coo, values, count, remap=None):
+    def dlog(coo, values, errors, count, remap=None):
         """grad log of an ingredient from grad itself: val / value where value != 0 (boundary else)."""
         idx = np.asarray(coo.idx, dtype=np.int64)
         val = np.asarray(coo.val, dtype=float)
@@ -162,41 +174,90 @@ def sparse_tabulate(case, chain=None) -> SparseMDP:
         ok = v != 0
         bad = idx[~ok & (val != 0)]
         rows = idx if remap is None else remap[idx]
-        return _Csr.build(rows[ok], coo.par[ok], val[ok] / v[ok], count), bad
+        q, qe = _quotient(val[ok], _err(coo)[ok], v[ok], errors[idx][ok] if len(idx) else np.zeros(0))
+        return _Csr.build(rows[ok], coo.par[ok], q, count, qe), bad
 
-    x, bad_pi = dlog(chain.d_pi, pi, len(pi))
-    p, bad_P = dlog(chain.d_P, P, chain.T, inv)
-    q = _Csr.build(inv[np.asarray(chain.d_r.idx, dtype=np.int64)], chain.d_r.par, chain.d_r.val, chain.T)
+    errs = chain.errors
+    pi_err, P_err, r_err = (np.asarray(errs[k], dtype=float) for k in ("pi", "P", "r"))
+    x, bad_pi = dlog(chain.d_pi, pi, pi_err, len(pi))
+    p, bad_P = dlog(chain.d_P, P, P_err, chain.T, inv)
+    q = _Csr.build(inv[np.asarray(chain.d_r.idx, dtype=np.int64)], chain.d_r.par, chain.d_r.val, chain.T,
+                   _err(chain.d_r))
     # the start over every state of the case (terminal starts too: the sampler draws them)
     ev = PointEvaluator(case.parameters, case.point, "ball")
     rho0 = np.zeros(S)
-    rho_rows, rho_par, rho_val, bad_rho = [], [], [], False
+    rho0_err = np.zeros(S)
+    rho_rows, rho_par, rho_val, rho_err, bad_rho = [], [], [], [], False
     for s, e in case.rho0.items():
         v, g = ev.eval(e)
         i = cidx[s]
-        rho0[i] = to_float(v)[0]
+        rho0[i], rho0_err[i] = to_float(v)
         for j, d in g.items():
-            dv = to_float(d)[0]
+            dv, de = to_float(d)
             if rho0[i] != 0:
                 rho_rows.append(i)
                 rho_par.append(j)
-                rho_val.append(dv / rho0[i])
+                rho_val.append(dv)
+                rho_err.append(de)
             elif dv != 0:
                 bad_rho = True
-    drho = _Csr.build(rho_rows, rho_par, rho_val, S)
+    rho_rows = np.asarray(rho_rows, dtype=np.int64)
+    rho_q, rho_qe = _quotient(np.asarray(rho_val, dtype=float), np.asarray(rho_err, dtype=float),
+                              rho0[rho_rows], rho0_err[rho_rows])
+    drho = _Csr.build(rho_rows, rho_par, rho_q, S, rho_qe)
     dgamma = np.zeros(n)
+    dgamma_err = np.zeros(n)
     for j, v in chain.d_gamma.items():
         dgamma[j] = float(v)
+        dgamma_err[j] = float(chain.d_gamma_err.get(j, 0.0))
+    gamma_err = float(errs.get("gamma", 0.0))
+    g_exact, _ = ev.eval(case.gamma)
+    if _is_float(g_exact, float(chain.gamma)):
+        gamma_err = 0.0  # a discount such as 1 or 1/2: the float is the exact value
     w = pi[tr_pair] * P
+    w_err = _product_err(pi[tr_pair], pi_err[tr_pair], P, P_err, w)
     boundary_states = frozenset(int(s) for s in pair_case_state[bad_pi]) | frozenset(
         int(s) for s in tr_state[bad_P])
     mdp = SparseMDP(
         states=states, actions=acts, terminal=terminal, rho0=rho0, gamma=float(chain.gamma), horizon=case.horizon,
         parameters=list(case.parameter_names), tr_state=tr_state[order], tr_action=tr_action[order],
         tr_next=tr_next[order], tr_pair=tr_pair[order], tr_w=w[order], tr_r=r[order], tr_key=key[order], width=A,
-        x=x, p=p, q=q, drho=drho, dgamma=dgamma, boundary_states=boundary_states)
+        x=x, p=p, q=q, drho=drho, dgamma=dgamma, boundary_states=boundary_states, tr_w_err=w_err[order],
+        tr_r_err=r_err[order], rho0_err=rho0_err, gamma_err=gamma_err, dgamma_err=dgamma_err)
     mdp.boundary = bad_rho or bool(boundary_states & set(_reachable(mdp)))
     return mdp
+
+
+_U = 2.0**-53 * (1 + 1e-9)  # |fl(z) - z| <= _U |fl(z)| for a rounding to nearest
+_ETA = 2.0**-1074  # what an underflowing rounding may add
+
+
+def _is_float(x, f: float) -> bool:
+    """Whether the exact value ``x`` (an fmpq, or an arb ball) is the float ``f`` itself."""
+    import flint
+
+    if isinstance(x, flint.fmpq):
+        return x == flint.fmpq(*float(f).as_integer_ratio())
+    return bool(x.rad() == 0 and x == flint.arb(f))
+
+
+def _err(coo) -> np.ndarray:
+    return np.zeros(len(coo.idx)) if coo.err is None else np.asarray(coo.err, dtype=float)
+
+
+def _product_err(a, ea, b, eb, ab):
+    """A bound on |fl(a b) - A B| given |a - A| <= ea, |b - B| <= eb (Higham 2002, ch. 3)."""
+    return np.abs(a) * eb + np.abs(b) * ea + ea * eb + _U * np.abs(ab) + _ETA
+
+
+def _quotient(a, ea, b, eb):
+    """fl(a / b) and a bound on its distance from A / B, given |a - A| <= ea, |b - B| <= eb < |b|:
+    |A/B - a/b| = |(A - a) b - a (B - b)| / |b B| <= (ea + |a/b| eb) / (|b| - eb), plus the rounding."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = a / b
+        gap = np.abs(b) - eb
+        e = np.where(gap > 0, (ea + np.abs(q) * eb) / np.where(gap > 0, gap, 1.0), np.inf)
+    return q, (e + _U * np.abs(q) + _ETA) * (1 + 1e-12)
 
 
 def _reachable(mdp: SparseMDP) -> list:

@@ -52,14 +52,34 @@ def test_sparse_tables_hold_only_the_non_zeros():
 
 def test_check_runs_monte_carlo_on_a_case_the_dense_tables_could_not_hold():
     """A random tabular case of 300 states: the dense (S, A, S, n) table would hold about 1e8 entries
-    (the old guard skipped sampling); the sparse path samples it, and the unbiased estimators are
-    tested against the exact gradient with the sample's standard error."""
+    (the old guard skipped sampling); the sparse path samples it, the moment recursions run over the
+    sparse tables, and the unbiased estimators are tested against the exact gradient with the certified
+    exact variance (the recursion's mean must agree with the gradient within its bound)."""
     from pgverify.testing.random_cases import random_tabular_case
 
     case = pgverify.Case.from_dict(random_tabular_case(300))
     res = pgverify.check(case, monte_carlo={"episodes": 2000, "seed": 1, "estimators": ("reward_to_go",)})
     mc = res.monte_carlo
     e = mc.estimators["reward_to_go"]
-    assert e["exact_mean_from"].startswith("theory") and e["stderr_from"] == "sample"
-    assert "over their budget" in mc.moments
+    assert e["exact_mean_from"] == ("theory (unbiased: the exact gradient); the float64 recursion's mean agrees "
+                                    "within its certified bound")
+    assert e["stderr_from"] == "exact variance"
+    assert e["variance_from"].startswith("float64 linear algebra over the sparse tables (certified: ")
+    assert "over the sparse tables" in mc.moments and "over their budget" in mc.moments
+    assert mc.consistent and res.verified and not mc.disagreements
+
+
+def test_check_falls_back_to_the_sample_beyond_the_sparse_budget(monkeypatch):
+    """Over the sparse recursions' budget too: the exact mean is the gradient and the standard error the
+    sample's, and ``moments`` gives both budgets."""
+    from pgverify.montecarlo import sparsemoments
+    from pgverify.testing.random_cases import random_tabular_case
+
+    monkeypatch.setattr(sparsemoments, "SPARSE_WORK_LIMIT", 1e3)
+    case = pgverify.Case.from_dict(random_tabular_case(300))
+    res = pgverify.check(case, monte_carlo={"episodes": 2000, "seed": 1, "estimators": ("reward_to_go",)})
+    mc = res.monte_carlo
+    e = mc.estimators["reward_to_go"]
+    assert e["exact_mean_from"] == "theory (unbiased: the exact gradient)" and e["stderr_from"] == "sample"
+    assert "over the sparse tables: work" in mc.moments and "(limit 1e+03)" in mc.moments
     assert mc.consistent and res.verified
