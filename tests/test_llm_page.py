@@ -61,3 +61,19 @@ def test_the_page_shows_the_findings():
     assert "| `reinforce+k3_loss` | 3/10 | 1… | 3/10 |" in page
     assert "| `dr_grpo` | 7/216 | 7/216 | 1 |" in page
     assert "/work/shared" not in page
+
+
+def test_readme_shows_the_real_output_of_pgverify_estimators():
+    import re
+    import subprocess
+    import sys
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    m = re.search(r"```\n\$ pgverify estimators docs/examples/seq_five_lines.yaml --no-mc\n(.*?)\n\.\.\.\n```", readme, re.S)
+    assert m, "the README's example of pgverify estimators is missing"
+    out = subprocess.run([sys.executable, "-m", "pgverify.cli", "estimators", "docs/examples/seq_five_lines.yaml",
+                          "--no-mc"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    got = [line.rstrip() for line in out.stdout.split("\n")]
+    shown = m.group(1).split("\n")
+    assert got[: len(shown)] == shown
