@@ -140,7 +140,8 @@ completion, optionally a reference policy and $\beta$; see [case-format.md](case
 everything is a finite sum, and `pgverify estimators CASE` gives, for each estimator:
 
 - its **exact expected update** $\mathbb{E}[g]$ over a batch (one prompt $x \sim \rho$ and a group of
-  $G$ completions, $G = 8$ by default), by enumerating the multisets of the group's completion types;
+  $G$ completions, $G = 8$ by default): closed forms where the advantage is linear in the rewards,
+  otherwise an enumeration of the multisets of the group's completion types;
 - its **bias** $\mathbb{E}[g] - \nabla J$ against the gradient of the objective
   $J(\theta) = \mathbb{E}_x \mathbb{E}_{o \sim p_\theta(\cdot\mid x)}[R(x,o)] - \beta\,\mathbb{E}_x\mathrm{KL}(p_\theta(\cdot\mid x)\,\|\,p_\mathrm{ref}(\cdot\mid x))$,
   as its norm relative to $\|\nabla J\|$ and as the cosine of the angle between $\mathbb{E}[g]$ and $\nabla J$;
@@ -215,6 +216,9 @@ What the tool finds:
 
     # 2. difficulty -------------------------------------------------------------------------------
     d = _analyse("cases/seq_difficulty_bias.yaml")
+    block = console("python docs/examples/seq_per_prompt.py")
+    w_easy, w_hard = (float(w) for w in re.findall(r"grpo / rloo\): \[([0-9.]+) ", block))
+
     e = d["estimators"]
     parts.append(r"""
 ## 2. A difficulty bias: GRPO's std normalisation reweights prompts
@@ -234,11 +238,14 @@ case with all the weight on one prompt); rloo's update is then the exact gradien
 success rate, and GRPO's is a multiple of it:
 
 """ + _file("docs/examples/seq_per_prompt.py", "python") + "\n"
-                 + console("python docs/examples/seq_per_prompt.py") + f"""
+                 + block + f"""
 So on this case, per unit of $\\nabla q_x$, GRPO (population std, $G = 8$) weights the hard prompt
-more than the easy one (the two `weight` lines), which is the direction of the difficulty bias; the
-factor between the two prompts is the quotient of the weights printed. The expected update over both
-prompts is {num(e['grpo']['mean'][0])} against the true {num(d['objective']['gradient'][0])}. For `grpo`
+(success rate 1/9) more than the easy one (2/3): the two `weight` lines, whose quotient is about
+{w_hard / w_easy:.2f}. That is the direction of the difficulty bias, and its size here: both weights are
+near 2 (about $1/\\mathrm{{std}}$), so most of GRPO's relative bias of
+{e['grpo']['relative_bias_float']:.2f} in the table above is a common step size, which moves $w$ the same
+way; the reweighting between the prompts is the factor {w_hard / w_easy:.2f}. The expected update over
+both prompts is {num(e['grpo']['mean'][0])} against the true {num(d['objective']['gradient'][0])}. For `grpo`
 the tool proves that the expected update is a gradient and names the objective only in general
 terms: *{e['grpo']['objective']}* (each prompt's rewards take two values, so the update of a prompt
 is $\\varphi_x(q_x)\\nabla q_x$). For `grpo+seq_mean` and `grpo+token_mean` it finds the one-parameter
@@ -299,7 +306,9 @@ the reference prefers `A` (2/3, 1/6, 1/6); $\beta = 1$; the right answer `A eos`
   (cosine {num(e['rloo+k3_loss']['cosine'])}). Its KL part, {num(e['rloo+k3_loss']['kl_part']['expected'][0])},
   points against the KL's gradient and outweighs the reward's {num(e['rloo']['mean'][0])}. Token by token,
   $k_3$ as a loss pulls each context's $\\pi(\\texttt{{eos}}) = 1/5$ towards the reference's 1/6 (the
-  forward KL of that token), once per token written; it never sees that stopping removes the KL of
+  forward KL of that token), once per token written: $1/5 - 1/6 = 1/30$ per token times the
+  expected length $1/5 \\cdot 1 + 4/5\\,(1/5 \\cdot 2 + 4/5 \\cdot 3) = 2.44$ is the $61/750$ of the table
+  (a hand check). It never sees that stopping removes the KL of
   the tokens that would have followed. GRPO's own combination `grpo+seq_mean+k3_loss` also moves
   `stop` the wrong way ({num(e['grpo+seq_mean+k3_loss']['mean'][0])}).
 - `rloo+k2_loss`: the token-level reverse KL is stationary in `stop` at this point, so its KL part is
