@@ -1,12 +1,13 @@
 """Write docs/llm-estimators.md from pgverify's own output (tests/test_llm_page.py checks that the
 page is current; tests/test_docs.py runs its commands).  Run from the repository root:
 
-    python docs/make_llm_page.py
+    python docs/make_llm_page.py [--keep-blocks]
 
 Every ```console block is a command run here, in a bash shell in the repository root, with the
 environment of tests/test_docs.py; every number in the tables comes from
 :func:`pgverify.sequence.analyse` (the data of ``pgverify estimators CASE --json``).  A block that
-needs torch is kept from the current page when torch is not installed.
+needs torch is kept from the current page when torch is not installed; with ``--keep-blocks`` every
+console block is (the text and tables are rewritten, nothing is run).
 """
 from __future__ import annotations
 
@@ -158,12 +159,12 @@ every ball on this page has a radius below $10^{-15}$.
 
 An estimator is named `advantage[+aggregation][+kl_term][+clip]`:
 
-| part | names | update of one group $o_1, \dots, o_G$ |
-|---|---|---|
-| advantage $A_i$ | `reinforce` ($R_i$), `reinforce_baseline` ($R_i - V(x)$), `rloo` ($R_i$ minus the mean of the other $G-1$; Kool et al. 2019), `grpo` ($(R_i - \bar R)/(\mathrm{std} + \epsilon)$, population std; Shao et al. 2024), `grpo_sample_std` (std with $G-1$), `dr_grpo` ($R_i - \bar R$; Liu et al. 2025) | |
-| aggregation | `sum` (default): $\frac1G\sum_i A_i \nabla\log p(o_i)$; `seq_mean`: $\frac1G\sum_i \frac{A_i}{\lvert o_i\rvert}\nabla\log p(o_i)$ (GRPO's $1/\lvert o\rvert$); `token_mean`: $\frac{1}{\sum_j\lvert o_j\rvert}\sum_i A_i\nabla\log p(o_i)$ (DAPO, Yu et al. 2025); `max_len`: $\frac{1}{G L_\max}\sum_i A_i\nabla\log p(o_i)$ (Dr. GRPO) | |
-| KL term | `k1_reward`, `k2_reward`, `k3_reward`: $R_i - \beta\sum_t k(t)$ before the advantage; `k1_loss`, `k2_loss`, `k3_loss`: $-\beta\sum_t \nabla k(t)$ added per token, the penalty differentiated as a loss; `kl_score`: $-\beta\,\nabla\log p(o)\,\log\frac{p(o)}{p_\mathrm{ref}(o)}$ (Schulman 2020: with $l_t = \log\frac{\pi(o_t)}{\pi_\mathrm{ref}(o_t)}$, $k_1 = l$, $k_2 = l^2/2$, $k_3 = e^{-l} - 1 + l$) | |
-| `clip` | samples from $\theta_\mathrm{old}$ and the clipped surrogate of PPO/GRPO (Schulman et al. 2017) | |
+| part | names, and what each does to one group $o_1, \dots, o_G$ |
+|---|---|
+| advantage $A_i$ | `reinforce` ($R_i$), `reinforce_baseline` ($R_i - V(x)$), `rloo` ($R_i$ minus the mean of the other $G-1$; Kool et al. 2019), `grpo` ($(R_i - \bar R)/(\mathrm{std} + \epsilon)$, population std; Shao et al. 2024), `grpo_sample_std` (std with $G-1$), `dr_grpo` ($R_i - \bar R$; Liu et al. 2025) |
+| aggregation | `sum` (default): $\frac1G\sum_i A_i \nabla\log p(o_i)$; `seq_mean`: $\frac1G\sum_i \frac{A_i}{\lvert o_i\rvert}\nabla\log p(o_i)$ (GRPO's $1/\lvert o\rvert$); `token_mean`: $\frac{1}{\sum_j\lvert o_j\rvert}\sum_i A_i\nabla\log p(o_i)$ (DAPO, Yu et al. 2025); `max_len`: $\frac{1}{G L_\max}\sum_i A_i\nabla\log p(o_i)$ (Dr. GRPO) |
+| KL term | `k1_reward`, `k2_reward`, `k3_reward`: $R_i - \beta\sum_t k(t)$ before the advantage; `k1_loss`, `k2_loss`, `k3_loss`: $-\beta\sum_t \nabla k(t)$ added per token, the penalty differentiated as a loss; `kl_score`: $-\beta\,\nabla\log p(o)\,\log\frac{p(o)}{p_\mathrm{ref}(o)}$ (Schulman 2020: with $l_t = \log\frac{\pi(o_t)}{\pi_\mathrm{ref}(o_t)}$, $k_1 = l$, $k_2 = l^2/2$, $k_3 = e^{-l} - 1 + l$) |
+| `clip` | samples from $\theta_\mathrm{old}$ and the clipped surrogate of PPO/GRPO (Schulman et al. 2017) |
 
 Without `--estimators`, the report lists the usual ones for the case. Its exit status is 0 when every
 estimator was analysed (and agrees with its Monte Carlo check): a biased estimator is a finding,
@@ -386,5 +387,8 @@ arXiv:2503.14476.
 
 
 if __name__ == "__main__":
-    PAGE.write_text(page_text(), encoding="utf-8")
+    # --keep-blocks: rewrite the text and tables, keep the console blocks of the current page as they are
+    RUN_COMMANDS = "--keep-blocks" not in sys.argv[1:]
+    text = page_text()
+    PAGE.write_text(text, encoding="utf-8")
     print(f"wrote {PAGE.relative_to(ROOT)}")
