@@ -248,7 +248,8 @@ def test_cli_check_and_derive_each_sequence_case(path):
 
 
 def test_three_sequence_cases_with_their_sources():
-    assert [p.stem for p in SEQUENCE_CASES] == ["seq_difficulty_bias", "seq_kl_reference", "seq_length_bias"]
+    assert [p.stem for p in SEQUENCE_CASES] == ["seq_difficulty_bias", "seq_kl_reference", "seq_kl_wrong_way",
+                                                "seq_length_bias"]
     for path in SEQUENCE_CASES:
         head = path.read_text().split("\nname:")[0]
         assert re.search(r"(et al\.|& \w+) 20\d\d", head) and "arXiv:" in head, path  # authors, year, where
