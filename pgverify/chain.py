@@ -110,11 +110,7 @@ def compile_chain(case, kind: str = "exact") -> PointChain:
         v, g = evaluate(expr)
         vals[name].append(v)
         if g:
-            di, dp, dv = ders[name]
-            for j, x in g:
-                di.append(position)
-                dp.append(j)
-                dv.append(x)
+            add_derivatives(ders[name], position, g)
 
     softmax = _TabularSoftmax(case, ev) if case.policy_form == "tabular" else None
     zero_reward = sympy.Integer(0)
@@ -139,10 +135,8 @@ def compile_chain(case, kind: str = "exact") -> PointChain:
             if fast is not None:
                 v, grad = fast[a]
                 pi_vals.append(v)
-                for j, x in grad:
-                    pi_d[0].append(k)
-                    pi_d[1].append(j)
-                    pi_d[2].append(x)
+                if grad:
+                    add_derivatives(pi_d, k, grad)
             else:
                 add("pi", pe, k)
             ra = R.get(a, {})
@@ -190,6 +184,7 @@ def compile_chain(case, kind: str = "exact") -> PointChain:
 
 
 def add_derivatives(coo_lists, position, grad):
+    """Append entry ``position``'s partial derivatives ((parameter, value) pairs) in coordinate form."""
     di, dp, dv = coo_lists
     for j, x in grad:
         di.append(position)
