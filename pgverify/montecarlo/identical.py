@@ -19,6 +19,9 @@ is an exact zero)
 every episode has at most one step           reinforce, reward_to_go, no_discount_weighting:
 (horizon 1, or every step from a start       G sum_t x_t = x_0 G_0 = sum_t x_t G_t = sum_t
 state ends in a terminal state)              gamma^-t x_t G_t when t = 0 is the only step
+every non-zero reward is on a step into a     reinforce, reward_to_go: the reward comes on an
+terminal state (the case stores only the      episode's last step only, so G_t = G for every t
+non-zero rewards)                            (FrozenLake: the goal)
 gamma = 1 exactly at the point               reward_to_go, no_discount_weighting: gamma^-t = 1
 V(s) = J exactly at every reachable          constant_baseline, value_baseline: G_t - gamma^t J =
 non-terminal state (V_t(s) = J for every     G_t - gamma^t V(s_t) on every step
@@ -48,6 +51,11 @@ def _one_step(case) -> bool:
             if any(s2 not in case.terminal for s2 in case.P[s].get(a, {})):
                 return False
     return True
+
+
+def _rewards_at_the_end(case) -> bool:
+    """Whether every stored (non-zero) reward is on a step into a terminal state."""
+    return all(s2 in case.terminal or v == 0 for s in case.r for a in case.r[s] for s2, v in case.r[s][a].items())
 
 
 def _gamma_is_one(case) -> bool:
@@ -129,6 +137,9 @@ def identical_estimators(case, mdp, names, *, tab=None, V=None, J=None) -> list[
     if _one_step(case):
         join(("reinforce", "reward_to_go", "no_discount_weighting"),
              "every episode has at most one step, where G sum_t x_t = x_0 G_0 = sum_t x_t G_t and gamma^0 = 1")
+    if _rewards_at_the_end(case):
+        join(("reinforce", "reward_to_go"),
+             "every reward is on the step into a terminal state, the episode's last, so G_t = G at every step")
     if _gamma_is_one(case):
         join(("reward_to_go", "no_discount_weighting"), "gamma = 1 exactly, so dropping gamma^t changes nothing")
     if tab is not None and _values_equal_J(tab, V, J):
