@@ -512,7 +512,8 @@ def render_monte_carlo(res: Result, console: Console) -> None:
                         for k, v in pw["detected"].items())
         console.print(f"power: a bias of {k90:.2g} standard errors in one test is detected with probability at least "
                       f"0.9, of {k50:.2g} with 0.5 ({det}); normal distribution, |z| > {pw['threshold_z']:.3g} "
-                      f"(Holm's first threshold for {mc.tests} tests at alpha = {mc.alpha:g})", markup=False)
+                      f"(Holm's first threshold for {mc.tests} test{'' if mc.tests == 1 else 's'} at alpha = {mc.alpha:g})",
+                      markup=False)
     if mc.inconclusive:  # each reason once: rare events, cut episodes, a sample beyond float64
         reasons = sorted({r for e in mc.estimators.values() for r in e.get("inconclusive_reasons", {}).values()})
         console.print(f"{mc.inconclusive} tests are inconclusive: " + "; ".join(reasons)
