@@ -625,7 +625,11 @@ def monte_carlo(case, result, *, episodes=10_000, seed: int = 0, estimators=ESTI
             if progress:
                 progress(episodes, episodes)
         else:  # the batches of _sample_batches (the same seeds), processed one at a time
-            for ss in np.random.SeedSequence(seed).spawn((episodes + batch - 1) // batch):
+            # the children one at a time (the same seeds as spawn(count) at once: SeedSequence numbers its
+            # children in order), so that a billion episodes do not first build millions of seed objects
+            root = np.random.SeedSequence(seed)
+            while drawn < episodes:
+                ss = root.spawn(1)[0]
                 k = min(batch, episodes - drawn)
                 process(sample_sparse(mdp, k, seed=int(ss.generate_state(1)[0]), max_steps=max_steps))
                 drawn += k
