@@ -267,7 +267,7 @@ def render_summary(res: Result, console: Console) -> None:
     console.print("gradient of J at the point", markup=False)
     columns = [termlayout.Column(k, v, justify="left" if k in ("parameter", "exact value") else "right",
                                  names=k == "parameter") for k, v in cols.items()]
-    dropped = termlayout.fit_table(console, None, columns, GRADIENT_DROP)
+    dropped = termlayout.fit_table(console, None, columns, GRADIENT_DROP, min_name=24)
     if dropped:
         _line(console, f"(left out at {width} columns: {', '.join(dropped)}; --json has every engine's values)")
     if len(res.gradient) > len(shown):
@@ -482,7 +482,7 @@ def render_monte_carlo(res: Result, console: Console) -> None:
     columns = [termlayout.Column(headers.get(k, k), v, justify="left" if k in ("estimator", "parameter", "verdict")
                                  else "right", names=k == "parameter", markup=k == "verdict")
                for k, v in rows.items() if k != "parameter" or several]
-    dropped = termlayout.fit_table(console, None, columns, MC_DROP)
+    dropped = termlayout.fit_table(console, None, columns, MC_DROP, min_name=16)
     notes = []
     if several:
         notes.append("each row shows one parameter: the one that failed, else the one with the smallest p-value")
@@ -529,6 +529,11 @@ def _short(value: str | None, number: float) -> str:
     return value if value is not None and len(value) <= 24 else f"{number:.6g}"
 
 
+#: parameter names in the terms table's contribution cells are cut (with an ellipsis that keeps them
+#: apart) beyond this many characters, so that rich never has to cut one inside its column
+TERMS_NAME_WIDTH = 20
+
+
 def render_terms(res: Result, console: Console) -> None:
     """The table of gradient families: which vanish pointwise, which in expectation, which remain."""
     table = Table(title="where the terms go: the families of the gradient")
@@ -538,7 +543,8 @@ def render_terms(res: Result, console: Console) -> None:
     table.add_column("fate")
     for f, rep in res.terms.items():
         contrib = rep.contribution
-        shown = ", ".join(f"{p}: {_short(c['value'], c['float'])}" for p, c in list(contrib.items())[:4])
+        names = termlayout.shorten_names(list(contrib)[:4], TERMS_NAME_WIDTH)
+        shown = ", ".join(f"{names[p]}: {_short(c['value'], c['float'])}" for p, c in list(contrib.items())[:4])
         if len(contrib) > 4:
             nonzero = sum(1 for c in contrib.values() if not c["zero_at_point"])
             shown += f", ... ({nonzero} of {len(contrib)} non-zero)"

@@ -47,30 +47,33 @@ def _plain(cell: str, markup: bool) -> str:
 
 
 def shorten_names(names, width: int) -> dict:
-    """name -> how to show it in at most ``width`` characters: whole when it fits, else its start and
-    end around an ellipsis, with as much of both as it takes to tell every shortened name apart
-    (when no cut of that width does, the name is shown whole and the column is wider).
+    """name -> how to show it in at most ``width`` characters: whole when it fits, else a start and an
+    end around an ellipsis.  The cut is the same for every long name of the column: in the middle when
+    that keeps them apart, else moved towards the end or the start until it does (names that differ
+    only in the middle keep that part); when no cut of that width tells every name apart, all are shown
+    whole (the column is then wider, and the table may be stacked).
 
     >>> shorten_names(["theta_state_12_left", "theta_state_12_right", "p"], 12)
-    {'theta_state_12_left': 'theta…2_left', 'theta_state_12_right': 'theta…_right', 'p': 'p'}
+    {'theta_state_12_left': 'theta_…_left', 'theta_state_12_right': 'theta_…right', 'p': 'p'}
+    >>> shorten_names(["w_aaaaaa_left_bbbbbb", "w_aaaaaa_right_bbbbbb"], 12)
+    {'w_aaaaaa_left_bbbbbb': 'w_aaaaaa_l…b', 'w_aaaaaa_right_bbbbbb': 'w_aaaaaa_r…b'}
     """
     names = list(dict.fromkeys(names))
     width = max(int(width), 3)
-    out = {}
-    for nm in names:
-        if len(nm) <= width:
-            out[nm] = nm
-            continue
-        keep = width - 1
-        head = (keep + 1) // 2
-        out[nm] = nm[:head] + ELLIPSIS + nm[len(nm) - (keep - head):]
-    shown = {}
-    for nm, s in out.items():
-        shown.setdefault(s, []).append(nm)
-    for s, same in shown.items():
-        if len(same) > 1:  # the cut hides what tells them apart: show these whole
-            for nm in same:
-                out[nm] = nm
+    long = [nm for nm in names if len(nm) > width]
+    out = {nm: nm for nm in names}
+    if not long:
+        return out
+    keep = width - 1
+    middle = (keep + 1) // 2
+    # the head's length: the middle first, then longer heads, then shorter ones
+    for head in [middle] + list(range(middle + 1, keep + 1)) + list(range(middle - 1, -1, -1)):
+        cut = {nm: nm[:head] + ELLIPSIS + nm[len(nm) - (keep - head):] if keep - head else nm[:head] + ELLIPSIS
+               for nm in long}
+        shown = list(cut.values()) + [nm for nm in names if nm not in cut]
+        if len(set(shown)) == len(shown):
+            out.update(cut)
+            return out
     return out
 
 
@@ -114,26 +117,35 @@ def fit_table(console: Console, title: str | None, columns: list, drop: tuple = 
     def attempt(cols):
         return _table(title, cols, [natural(c) for c in cols], box_style)
 
+    def shortened(cols):
+        """The columns with their names cut (to no less than min_name) by what the table is over."""
+        over = _width(console, attempt(cols)) - width
+        out = []
+        for col in cols:
+            nat = natural(col)
+            if col.names and over > 0 and min(nat - over, nat) < nat:
+                target = max(min_name, nat - over)
+                short = shorten_names([_plain(c, col.markup) for c in col.cells], target)
+                col = Column(col.header, [short[_plain(c, col.markup)] for c in col.cells], col.justify, True)
+            out.append(col)
+        return out
+
     table = attempt(kept)
-    for name in drop:
-        if _width(console, table) <= width:
-            break
-        col = key.get(name)
-        if col is not None and col in kept:
+    for name in (None,) + tuple(drop):
+        if name is not None:
+            col = key.get(name)
+            if col is None or col not in kept:
+                continue
             kept.remove(col)
             dropped.append(name)
             table = attempt(kept)
-    if _width(console, table) > width:
-        # shorten the name columns, as far as min_name, by what the table is over
-        over = _width(console, table) - width
-        for col in [c for c in kept if c.names]:
-            nat = natural(col)
-            target = max(min_name, nat - over)
-            if target < nat:
-                short = shorten_names([_plain(c, col.markup) for c in col.cells], target)
-                col = Column(col.header, [short[_plain(c, col.markup)] for c in col.cells], col.justify, True)
-                kept = [col if k.header == col.header else k for k in kept]
-        table = attempt(kept)
+        if _width(console, table) <= width:
+            break
+        # before leaving out the next column, see whether shorter names make the table fit
+        cut = shortened(kept)
+        if _width(console, attempt(cut)) <= width:
+            kept, table = cut, attempt(cut)
+            break
     if _width(console, table) > width:
         _stacked(console, title, kept, dropped)
         return dropped
