@@ -225,7 +225,7 @@ def render_summary(res: Result, console: Console) -> None:
     if res.source:
         console.print(f"case file: {res.source}", markup=False)
     width = console.width
-    items = [f"{k} = {v}" for k, v in res.at.items()]
+    items = [f"{k}\u00a0=\u00a0{v}" for k, v in res.at.items()]  # no-break spaces: a line never ends at "="
     point = termlayout.summarise_items(items, width - 4, lines=2, what="(all in --json)") if items else "(no parameters)"
     _line(console, f"at: {point}")
     if res.objective.expression is not None:

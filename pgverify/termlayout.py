@@ -186,11 +186,12 @@ def wrap_items(items, width: int, sep: str = ", ") -> list:
 
 def wrap_text(text: str, width: int, indent: str = "") -> list:
     """Words of ``text`` in lines of at most ``width`` characters, breaking only at spaces (a word
-    longer than the width stays whole); continuation lines start with ``indent``."""
+    longer than the width stays whole, and a no-break space of ``text`` joins what it separates);
+    continuation lines start with ``indent``."""
     import textwrap
 
     if len(text) <= width:
-        return [text]
+        return [text.replace("\u00a0", " ")]
     lead = text[: len(text) - len(text.lstrip(" "))]
     # an operator stays with the term after it ("- 95", not "-" at the end of a line): a no-break space
     glued = text.replace(" - ", " -\u00a0").replace(" + ", " +\u00a0")
