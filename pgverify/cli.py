@@ -246,8 +246,9 @@ def render_summary(res: Result, console: Console) -> None:
         wide = []
         for p, q in list(res.gradient.items())[:GRADIENT_ROWS]:
             text = _shown(res, q.value, "value")
-            line = _exact_line(f"dJ/d{p} at the point", text, q.float, width)
-            if " ~ " in line.split("(")[0] and " " not in text:  # an exact value wider than the terminal
+            label = f"dJ/d{p} at the point"
+            line = _exact_line(label, text, q.float, width)
+            if line.startswith(f"{label} ~ "):  # an exact value wider than the terminal: in one line below
                 wide.append(text)
             else:
                 _line(console, line)
