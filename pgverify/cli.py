@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import __version__
+from . import __version__, termlayout
 from .casefile import load_case
 from .check import EXPRESSION_LIMIT, Result, check
 from .montecarlo.estimators import ESTIMATORS
@@ -234,7 +234,24 @@ def derive_command(case, fmt, output, at, force_symbolic, force_point):
         text = render(derive(loaded, mode=mode), fmt)
     except PgVerifyError as exc:
         _fail(str(exc))
+    if fmt == "text" and output is None:
+        width = _terminal_width()
+        if width is not None:
+            text = termlayout.wrap_document(text, width)
     emit(text, output)
+
+
+def _terminal_width() -> int | None:
+    """The width to wrap text to: the terminal's when standard output is one, or COLUMNS when it is set
+    (as rich reads it); None otherwise (a pipe or a file gets the lines as rendered)."""
+    import os
+    import shutil
+
+    if os.environ.get("COLUMNS", "").strip().isdigit():
+        return max(int(os.environ["COLUMNS"]), 20)
+    if sys.stdout.isatty():
+        return max(shutil.get_terminal_size().columns, 20)
+    return None
 
 
 def render_summary(res: Result, console: Console) -> None:
@@ -244,45 +261,55 @@ def render_summary(res: Result, console: Console) -> None:
     console.rule(f"[bold]{res.case}[/]  {status}")
     if res.source:
         console.print(f"case file: {res.source}", markup=False)
-    point = ", ".join(f"{k} = {v}" for k, v in res.at.items()) or "(no parameters)"
-    console.print(f"at: {point}", markup=False)
+    width = console.width
+    items = [f"{k}\u00a0=\u00a0{v}" for k, v in res.at.items()]  # no-break spaces: a line never ends at "="
+    point = termlayout.summarise_items(items, width - 4, lines=2, what="(all in --json)") if items else "(no parameters)"
+    _line(console, f"at: {point}")
     if res.objective.expression is not None:
-        console.print(f"J(theta) = {_shown(res, res.objective.expression, 'expression')}", markup=False)
+        _line(console, f"J(theta) = {_shown(res, res.objective.expression, 'expression')}")
     if res.objective.value is not None and len(res.objective.value) > EXPRESSION_LIMIT:
         value = f"{res.objective.digits} {_shown(res, res.objective.value, 'value')}"
     else:
         value = res.objective.value if res.objective.value is not None else res.objective.digits
     if res.objective.bound is not None:
-        console.print(f"J = {res.objective.float:.17g} +/- {res.objective.bound:.3g} (certified bound)", markup=False)
+        _line(console, f"J = {res.objective.float:.17g} +/- {res.objective.bound:.3g} (certified bound)")
     else:
-        console.print(f"J = {value}  (~ {res.objective.float:.12g})", markup=False)
+        _line(console, _exact_line("J", value, res.objective.float, width))
     if res.mode == "symbolic":
         for p, q in res.gradient.items():
-            console.print(f"dJ/d{p} = {_shown(res, q.expression, 'expression')}", markup=False)
+            _line(console, f"dJ/d{p} = {_shown(res, q.expression, 'expression')}")
     long_values = any(q.value is not None and len(q.value) > 30 for q in res.gradient.values())
     if long_values:
-        for p, q in res.gradient.items():
-            console.print(f"dJ/d{p} at the point = {_shown(res, q.value, 'value')}", markup=False)
-    table = Table(title="gradient of J at the point")
-    table.add_column("parameter")
+        wide = []
+        for p, q in list(res.gradient.items())[:GRADIENT_ROWS]:
+            text = _shown(res, q.value, "value")
+            label = f"dJ/d{p} at the point"
+            line = _exact_line(label, text, q.float, width)
+            if line.startswith(f"{label} ~ "):  # an exact value wider than the terminal: in one line below
+                wide.append(text)
+            else:
+                _line(console, line)
+        if wide:
+            digits = max(len(v.lstrip("-").replace("/", "")) for v in wide)
+            _line(console, f"dJ/dtheta at the point: {len(wide)} exact values are wider than the terminal (up to "
+                           f"{digits} digits; --json gives them); the table shows their floats")
+    shown = list(res.gradient.items())[:GRADIENT_ROWS]
+    cols = {"parameter": [p for p, _ in shown]}
     if not long_values:
-        table.add_column("exact value")
-    table.add_column("float")
+        cols["exact value"] = [q.value if q.value is not None else (f"+/- {q.bound:.2g}" if q.bound is not None else "-")
+                               for _, q in shown]
+    cols["float"] = [f"{q.float:.12g}" for _, q in shown]
     for name in ("bellman", "trajectory", "occupancy"):
-        table.add_column(name)
-    shown = list(res.gradient.items())
-    if len(shown) > 40:
-        shown = shown[:40]
-    for p, q in shown:
-        exact_cell = q.value if q.value is not None else (f"+/- {q.bound:.2g}" if q.bound is not None else "-")
-        cells = [p] + ([] if long_values else [exact_cell]) + [f"{q.float:.12g}"]
-        for name in ("bellman", "trajectory", "occupancy"):
-            m = res.methods.get(name)
-            cells.append("not run" if m is None else "(directions)" if m[p] is None else f"{m[p]:.10g}")
-        table.add_row(*cells)
-    console.print(table)
+        m = res.methods.get(name)
+        cols[name] = ["not run" if m is None else "(directions)" if m[p] is None else f"{m[p]:.10g}" for p, _ in shown]
+    console.print("gradient of J at the point", markup=False)
+    columns = [termlayout.Column(k, v, justify="left" if k in ("parameter", "exact value") else "right",
+                                 names=k == "parameter") for k, v in cols.items()]
+    dropped = termlayout.fit_table(console, None, columns, GRADIENT_DROP, min_name=24)
+    if dropped:
+        _line(console, f"(left out at {width} columns: {', '.join(dropped)}; --json has every engine's values)")
     if len(res.gradient) > len(shown):
-        console.print(f"({len(res.gradient) - len(shown)} more parameters: see --json)", markup=False)
+        _line(console, f"({len(res.gradient) - len(shown)} more parameters: see --json)")
     if res.tangent is not None:
         console.print(f"bellman (tangent): along {res.tangent['directions']} random directions "
                       f"({res.tangent['entries']}): {res.tangent['why']}", markup=False)
@@ -318,6 +345,34 @@ def render_summary(res: Result, console: Console) -> None:
                          f"[bold red]disagrees[/] with pgverify (difference {cc['difference']}, "
                          f"{cc['storm_value']} vs {cc['pgverify_value']} at the point)"), markup=not agree)
     console.print(f"mode: {res.mode} ({res.mode_reason}); {res.seconds:.2f} s", markup=False)
+
+
+#: the gradient table's columns in the order they are left out when the terminal is too narrow (the
+#: engines' own values first: the line "agreement proved" states that they agree)
+GRADIENT_DROP = ("occupancy", "trajectory", "bellman", "float")
+#: rows of the gradient table (and lines of long exact values) at most
+GRADIENT_ROWS = 40
+
+
+def _line(console: Console, text: str) -> None:
+    """A line of text wrapped to the console at spaces, never inside a word or number; an expression
+    is broken before a ' + ' or ' - ' (not after it), and continues indented."""
+    for part in termlayout.wrap_text(text, console.width, indent="    "):
+        console.print(part, markup=False, highlight=False, soft_wrap=True)
+
+
+def _exact_line(label: str, value: str, number: float, width: int) -> str:
+    """``label = value  (~ float)``, or, when the exact value alone is wider than the terminal (a
+    rational of many digits), the float and how long the exact value is (it is never split)."""
+    line = f"{label} = {value}  (~ {number:.12g})"
+    if len(value) + len(label) + 3 <= width or " " in value:
+        return line
+    if "/" in value and value.replace("/", "").lstrip("-").isdigit():
+        num, den = value.lstrip("-").split("/")
+        what = f"a rational of {len(num)} / {len(den)} digits"
+    else:
+        what = f"{len(value)} characters"
+    return f"{label} ~ {number:.12g}  (exact: {what}, wider than the terminal: --json gives it)"
 
 
 def _shown(res: Result, text: str | None, what: str) -> str:
@@ -427,32 +482,76 @@ class _progress_bar:
         return False
 
 
+#: the Monte Carlo table's columns in the order they are left out when the terminal is too narrow
+MC_DROP = ("exact var", "bias", "stderr", "sample mean", "exact mean")
+
+
 def render_monte_carlo(res: Result, console: Console) -> None:
-    """The table of estimators: exact mean and variance, sample mean, standard error, z, verdict."""
+    """The table of estimators: exact mean and variance, sample mean, standard error, z, verdict.
+
+    One row per estimator, at the parameter its ``shown_parameter`` names (the one Holm rejects, else
+    the one with the smallest p-value); at a width where not every column fits, columns are left out
+    in the order of :data:`MC_DROP` (see :mod:`pgverify.termlayout`), and a line says which.
+    """
     mc = res.monte_carlo
-    first = res.parameters[0] if res.parameters else None
+    several = len(res.parameters) > 1
     drawn = f"{mc.episodes} episodes" + (f" (auto: {mc.stopped})" if mc.requested == "auto" else "")
-    title = (f"Monte Carlo: {drawn}, seed {mc.seed}; {mc.threshold}"
-             + (f" (parameter {first} shown; all in --json)" if len(res.parameters) > 1 else ""))
-    table = Table(title=title)
-    for col in ("estimator", "exact mean", "bias", "exact var", "sample mean", "stderr", "z", "verdict"):
-        table.add_column(col, overflow="fold")
+    console.print(f"Monte Carlo: {drawn}, seed {mc.seed}", markup=False)
+    console.print(f"test: {mc.threshold}", markup=False)
+    rows = {k: [] for k in ("estimator", "parameter", "exact mean", "bias", "exact var", "sample mean", "stderr", "z",
+                            "verdict")}
     for name, e in mc.estimators.items():
+        p = e.get("shown_parameter", res.parameters[0] if res.parameters else None)
+
         def cell(d, fmt="{:.4g}"):
-            return fmt.format(d[first]) if d is not None and first is not None and d.get(first) is not None else "-"
+            return fmt.format(d[p]) if d is not None and p is not None and d.get(p) is not None else "-"
         verdict = {True: "[green]ok[/]", False: "[red]FAILS[/]", None: "no exact mean"}[e["consistent"]]
-        if first is not None and first in e.get("inconclusive", ()):
+        if e["consistent"] is not False and p is not None and p in e.get("inconclusive", ()):
             verdict = "[yellow]inconclusive[/]"
-        bias = "0" if e["unbiased"] else cell(e["bias"])
+        if p is not None and p in e.get("rejected", ()):
+            verdict = "[red]FAILS[/]"
+        bias = "0" if e["unbiased"] and not e.get("exact_moments_cut_at") else cell(e["bias"])
         var = cell(e["exact_variance"]) if e["exact_variance"] is not None else "sampled"
-        table.add_row(name, cell(e["exact_mean"]), bias, var, cell(e["sample_mean"]), cell(e["stderr"]),
-                      cell(e["z"], "{:+.2f}"), verdict)
-    console.print(table)
-    froms = {e["stderr_from"] for e in mc.estimators.values()}
-    console.print("stderr: " + ("sqrt(exact variance / episodes)" if froms == {"exact variance"} else
-                                "the sample's" if froms == {"sample"} else
-                                "sqrt(exact variance / episodes) where the variance is known, else the sample's"),
-                  markup=False)
+        for col, val in (("estimator", name), ("parameter", p or "-"), ("exact mean", cell(e["exact_mean"])),
+                         ("bias", bias), ("exact var", var), ("sample mean", cell(e["sample_mean"])),
+                         ("stderr", cell(e["stderr"])), ("z", cell(e["z"], "{:+.2f}")), ("verdict", verdict)):
+            rows[col].append(val)
+    headers = {"exact mean": "exact\nmean", "exact var": "exact\nvar", "sample mean": "sample\nmean"}
+    columns = [termlayout.Column(headers.get(k, k), v, justify="left" if k in ("estimator", "parameter", "verdict")
+                                 else "right", names=k == "parameter", markup=k == "verdict")
+               for k, v in rows.items() if k != "parameter" or several]
+    dropped = termlayout.fit_table(console, None, columns, MC_DROP, min_name=16)
+    notes = []
+    if several:
+        notes.append("each row shows one parameter: the one that failed, else the one with the smallest p-value")
+    if dropped:
+        notes.append(f"left out at {console.width} columns: {', '.join(dropped)}")
+    if several or dropped:
+        notes.append("every estimator and parameter in --json")
+    if notes:
+        console.print("(" + "; ".join(notes) + ")", markup=False)
+    for grp in mc.identical:
+        on = "" if len(grp["parameters"]) == len(res.parameters) else \
+            f" on {termlayout.summarise_items(grp['parameters'], console.width, 1, 'parameters')}"
+        console.print(f"tested once, identical on every episode{on}: {', '.join(grp['estimators'])} "
+                      f"(the test of {grp['tested']}): {grp['why']}", markup=False)
+    sampled = [nm for nm, e in mc.estimators.items() if e["stderr_from"] == "sample" and e["exact_mean"] is not None]
+    if not sampled:
+        console.print("stderr: sqrt(exact variance / episodes)", markup=False)
+    elif len(sampled) == len(mc.estimators):
+        console.print("stderr: the sample's (no exact variance; it can miss rare, large values)", markup=False)
+    else:
+        console.print("stderr: sqrt(exact variance / episodes), except the sample's (no exact variance; it can miss "
+                      f"rare, large values) for {', '.join(sampled)}", markup=False)
+    pw = mc.power
+    if pw:
+        k50, k90 = pw["bias_for_probability"]["0.5"], pw["bias_for_probability"]["0.9"]
+        det = "; ".join(f"{k} standard errors: {'> 0.999' if v > 0.999 else f'{v:.2g}'}"
+                        for k, v in pw["detected"].items())
+        console.print(f"power: a bias of {k90:.2g} standard errors in one test is detected with probability at least "
+                      f"0.9, of {k50:.2g} with 0.5 ({det}); normal distribution, |z| > {pw['threshold_z']:.3g} "
+                      f"(Holm's first threshold for {mc.tests} test{'' if mc.tests == 1 else 's'} at alpha = {mc.alpha:g})",
+                      markup=False)
     if mc.inconclusive:  # each reason once: rare events, cut episodes, a sample beyond float64
         reasons = sorted({r for e in mc.estimators.values() for r in e.get("inconclusive_reasons", {}).values()})
         console.print(f"{mc.inconclusive} tests are inconclusive: " + "; ".join(reasons)
@@ -468,6 +567,11 @@ def _short(value: str | None, number: float) -> str:
     return value if value is not None and len(value) <= 24 else f"{number:.6g}"
 
 
+#: parameter names in the terms table's contribution cells are cut (with an ellipsis that keeps them
+#: apart) beyond this many characters, so that rich never has to cut one inside its column
+TERMS_NAME_WIDTH = 20
+
+
 def render_terms(res: Result, console: Console) -> None:
     """The table of gradient families: which vanish pointwise, which in expectation, which remain."""
     table = Table(title="where the terms go: the families of the gradient")
@@ -477,7 +581,8 @@ def render_terms(res: Result, console: Console) -> None:
     table.add_column("fate")
     for f, rep in res.terms.items():
         contrib = rep.contribution
-        shown = ", ".join(f"{p}: {_short(c['value'], c['float'])}" for p, c in list(contrib.items())[:4])
+        names = termlayout.shorten_names(list(contrib)[:4], TERMS_NAME_WIDTH)
+        shown = ", ".join(f"{names[p]}: {_short(c['value'], c['float'])}" for p, c in list(contrib.items())[:4])
         if len(contrib) > 4:
             nonzero = sum(1 for c in contrib.values() if not c["zero_at_point"])
             shown += f", ... ({nonzero} of {len(contrib)} non-zero)"

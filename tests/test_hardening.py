@@ -235,7 +235,12 @@ rewards:
     out = CliRunner().invoke(main, ["check", str(path), "--json", "--episodes", "2000"])
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
-    assert data["verified"] and data["monte_carlo"]["estimators"]["no_discount_weighting"]["exact_mean"] is None
+    # the uncut estimator has no exact mean; the sampled one, cut at L steps, has that of horizon L (its
+    # value is checked against an enumeration in tests/montecarlo/test_identical_and_power.py)
+    nd = data["monte_carlo"]["estimators"]["no_discount_weighting"]
+    L = data["monte_carlo"]["max_steps"]
+    assert data["verified"] and nd["exact_moments_cut_at"] == L and f"over the {L} steps" in nd["exact_mean_from"]
+    assert abs(nd["exact_mean"]["t"]) < 1e4 and nd["consistent"] is True
 
 
 def test_hexadecimal_literals_are_refused():
@@ -260,3 +265,117 @@ def test_a_custom_frozenlake_map_is_checked_tile_by_tile(desc, message):
 
     with pytest.raises(PgVerifyError, match=message.replace("(", r"\(").replace(")", r"\)")):
         _desc_rows(desc)
+
+
+# -- terminal output at 80 columns and wider ---------------------------------------------------------
+LONG = "a_parameter_with_a_name_much_longer_than_any_terminal_column_of_the_table_for_the_action_"
+NAMES_CASE = f"""name: long-names
+parameters: {{{LONG}left: 0, {LONG}right: 1/2, {LONG}up: 1/3}}
+states: [S, G]
+terminal: [G]
+actions: [left, right, up]
+start: S
+policy: {{softmax: {{S: {{left: {LONG}left, right: {LONG}right, up: {LONG}up}}}}}}
+transitions: {{S: {{left: G, right: G, up: G}}}}
+rewards: {{S: {{left: 1, right: 2, up: 3}}}}
+"""
+
+
+def _rendered(res, width):
+    import io
+
+    from rich.console import Console
+
+    from pgverify.cli import render_summary
+
+    console = Console(width=width, file=io.StringIO(), color_system=None, record=True)
+    render_summary(res, console)
+    return console.export_text()
+
+
+def _cases_for_layout(tmp_path):
+    path = tmp_path / "names.yaml"
+    path.write_text(NAMES_CASE)
+    out = []
+    for case in (pgverify.load_case("cases/short_corridor.yaml"), pgverify.load_case("cases/two_state_softmax.yaml"),
+                 pgverify.load_case("cases/frozenlake_4x4.yaml"), pgverify.load_case(path)):
+        out.append(pgverify.check(case, monte_carlo={"episodes": 2000, "seed": 0}))
+    return out
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_summaries_fit_the_terminal_and_never_split_a_number_or_a_name(tmp_path, width):
+    """At 80 and 120 columns (rich's Console, as COLUMNS sets it): no line is wider than the terminal;
+    every number of the tables is printed whole on its own row (the float of each gradient row, the z of
+    each estimator's row, formatted as the table formats them); every parameter name in the gradient
+    table is whole or cut with an explicit ellipsis, and no two rows show the same name."""
+    for res in _cases_for_layout(tmp_path):
+        text = _rendered(res, width)
+        lines = text.splitlines()
+        # (a line may be wider only to hold a name that is itself about as wide as the terminal: in an
+        # expression a name is never cut)
+        wide = [ln for ln in lines if len(ln) > width and max(map(len, ln.split())) <= width - 10]
+        assert not wide, (res.case, wide)
+        # the gradient table: the rows after its rule, one per parameter (up to 40)
+        head = lines.index("gradient of J at the point")
+        header = lines[head + 1]
+        rows = lines[head + 3: head + 3 + min(len(res.parameters), 40)]
+        shown = [row.split()[0] for row in rows]
+        assert len(set(shown)) == len(shown), shown
+        for (p, q), row, first in zip(res.gradient.items(), rows, shown):
+            assert first == p or ("…" in first and first.split("…")[0] == p[:len(first.split("…")[0])]
+                                  and p.endswith(first.split("…")[1])), (p, first)
+            if "float" in header.split():
+                assert f"{q.float:.12g}" in row.split(), (p, row)
+        # the Monte Carlo table: each estimator's row holds its z whole
+        mc = res.monte_carlo
+        for name, e in mc.estimators.items():
+            row = next((ln for ln in lines if ln.startswith(name + " ")), None)
+            if row is None:  # stacked: the name alone on its line, the items below
+                continue
+            z = e["z"][e["shown_parameter"]]
+            assert f"{z:+.2f}" in row.split(), (name, row)
+
+
+def test_a_narrow_terminal_stacks_the_tables_and_keeps_names_whole(tmp_path):
+    """At 40 columns the tables do not fit even with every droppable column left out: each row becomes a
+    block of 'label value' items, wrapped between items; an estimator's name is whole."""
+    res = _cases_for_layout(tmp_path)[1]
+    text = _rendered(res, 40)
+    assert all(len(line) <= 40 or max(map(len, line.split())) > 30 for line in text.splitlines())
+    for name in res.monte_carlo.estimators:
+        assert name in text.splitlines()
+
+
+def test_long_parameter_names_are_cut_with_an_ellipsis_that_keeps_them_apart(tmp_path):
+    """Three names of 94-96 characters that differ only at the end: at 80 columns the gradient table
+    shows each with an ellipsis, all different; the 'at:' line names the parameters in full or says
+    how many more there are."""
+    res = _cases_for_layout(tmp_path)[3]
+    text = _rendered(res, 80)
+    lines = text.splitlines()
+    head = lines.index("gradient of J at the point")
+    shown = [row.split()[0] for row in lines[head + 3: head + 6]]
+    assert all("…" in s for s in shown) and len(set(shown)) == 3
+    assert {s.split("…")[1][-5:] for s in shown} == {"_left", "right", "up"[-5:]} or len({s[-4:] for s in shown}) == 3
+    at = text.split("\nat:", 1)[1].split("\nJ", 1)[0]
+    assert "more (all in --json)" in at or all(p in at for p in res.parameters)
+
+
+def test_derive_text_wraps_to_the_terminal_without_breaking_words(tmp_path):
+    """`derive --format text` with COLUMNS=80: every line fits except a table's rows and a single word
+    longer than 80; the words are those of the unwrapped output, in order (nothing split or lost)."""
+    runner = CliRunner()
+    wide = runner.invoke(main, ["derive", "cases/two_state_softmax.yaml"], env={"COLUMNS": ""})
+    narrow = runner.invoke(main, ["derive", "cases/two_state_softmax.yaml"], env={"COLUMNS": "80"})
+    assert wide.exit_code == 0 and narrow.exit_code == 0
+    assert any(len(line) > 80 for line in wide.output.splitlines())
+    assert wide.output.split() == narrow.output.split()
+    import re
+
+    blocks = narrow.output.split("\n\n")
+    for block in blocks:
+        if any(re.match(r"^ *-+( {2,}-+)+ *$", ln) for ln in block.split("\n")):
+            continue
+        for line in block.split("\n"):
+            assert len(line) <= 80 or " " not in line.strip(), line
