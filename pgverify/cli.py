@@ -109,7 +109,8 @@ def main():
               help="Episodes sampled for the Monte Carlo checks: a number (at least 16), or auto: sample in "
                    "growing batches until no test is inconclusive for lack of effective episodes, or until "
                    "--budget seconds are spent.")
-@click.option("--budget", type=click.FloatRange(min=0), default=5.0, show_default=True,
+@click.option("--budget", type=click.FloatRange(min=0), default=5.0, show_default=True, envvar="PGVERIFY_BUDGET",
+              show_envvar=True,
               help="Seconds a check may run before --episodes auto stops sampling (counted from the start of the check; the first 16 groups of episodes are always drawn).")
 @click.option("--max-steps", "max_steps", type=click.IntRange(min=1), default=None,
               help="Cut an episode without a horizon after this many steps (default: where gamma^t < 1e-12, at "
