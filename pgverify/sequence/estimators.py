@@ -155,14 +155,18 @@ def _kl_grad(kind: str, tk):
     return (1 - tk.ref / tk.pi) * tk.s
 
 
-def _kl_grad_jacobian(kind: str, tk, tb):
-    H = tb.hessian(tk)
+def _add_kl_grad_jacobian(J, kind: str, tk, f):
+    """Add f times the Jacobian of grad k_t: k1 -> H, k2 -> s s^T + l H, k3 -> w s s^T + (1 - w) H
+    (w = pi_ref/pi, H the Hessian of log pi)."""
     if kind == "k1":
-        return H
-    if kind == "k2":
-        return np.outer(tk.s, tk.s) + tk.l * H
-    w = tk.ref / tk.pi
-    return w * np.outer(tk.s, tk.s) + (1 - w) * H
+        J.add_hessian(f, tk)
+    elif kind == "k2":
+        J.add_outer(f, tk.s, tk.s)
+        J.add_hessian(f * tk.l, tk)
+    else:
+        w = tk.ref / tk.pi
+        J.add_outer(f * w, tk.s, tk.s)
+        J.add_hessian(f * (1 - w), tk)
 
 
 class _Prompt:
@@ -198,7 +202,8 @@ class _Prompt:
             up, um, dup, dum = [], [], [], []
             for c in comps:
                 a, b = nb.zeros(n), nb.zeros(n)
-                da, db = (nb.zeros((n, n)), nb.zeros((n, n))) if jacobian else (None, None)
+                da, db = (tb.outer_sum(), tb.outer_sum()) if jacobian else (None, None)
+                f = flint.fmpq(1, c.L) if per_len else nb.ONE
                 for tk in c.toks:
                     rho = tk.pi / tk.old
                     hi, lo = _compare(rho, 1 + eps), _compare(rho, 1 - eps)
@@ -206,22 +211,22 @@ class _Prompt:
                         raise NotRun(f"a ratio pi/pi_old of completion {c.tokens} is too close to the clip "
                                      "boundary to decide with balls")
                     term = rho * tk.s
-                    jt = rho * (np.outer(tk.s, tk.s) + tb.hessian(tk)) if jacobian else None
                     if jacobian and (hi == 0 or lo == 0):
                         raise NotRun(f"a ratio pi/pi_old of completion {c.tokens} is exactly at the clip "
                                      "boundary: the expected update is not differentiable there")
+                    # d(rho s)/d theta = rho (s s^T + H): a symmetric term
                     if hi <= 0:  # rho <= 1 + eps: unclipped for A > 0
                         a = a + term
                         if jacobian:
-                            da = da + jt
+                            da.add_outer(f * rho, tk.s, tk.s)
+                            da.add_hessian(f * rho, tk)
                     if lo >= 0:  # rho >= 1 - eps: unclipped for A < 0
                         b = b + term
                         if jacobian:
-                            db = db + jt
+                            db.add_outer(f * rho, tk.s, tk.s)
+                            db.add_hessian(f * rho, tk)
                 if per_len:
                     a, b = a / c.L, b / c.L
-                    if jacobian:
-                        da, db = da / c.L, db / c.L
                 up.append(a)
                 um.append(b)
                 dup.append(da)
@@ -232,22 +237,34 @@ class _Prompt:
         else:
             U.append([c.sigma / c.L if per_len else c.sigma for c in comps])
             if jacobian:
-                DU.append([tb.sum_hessian(c) / c.L if per_len else tb.sum_hessian(c) for c in comps])
+                dus = []
+                for c in comps:
+                    J = tb.outer_sum()
+                    f = flint.fmpq(1, c.L) if per_len else nb.ONE
+                    for tk in c.toks:
+                        J.add_hessian(f, tk)
+                    dus.append(J)
+                DU.append(dus)
         self.has_v = form in ("loss", "score")
         if self.has_v:
             vs, dvs = [], []
             for c in comps:
+                f = flint.fmpq(1, c.L) if per_len else nb.ONE
+                dv = tb.outer_sum() if jacobian else None
                 if form == "loss":
                     v = sum((_kl_grad(kl_kind, tk) for tk in c.toks), nb.zeros(n))
-                    dv = sum((_kl_grad_jacobian(kl_kind, tk, tb) for tk in c.toks), nb.zeros((n, n))) \
-                        if jacobian else None
+                    if jacobian:
+                        for tk in c.toks:
+                            _add_kl_grad_jacobian(dv, kl_kind, tk, f)
                 else:
                     lr = tb.log_ratio(c)
                     v = lr * c.sigma
-                    dv = lr * tb.sum_hessian(c) + np.outer(c.sigma, c.sigma) if jacobian else None
+                    if jacobian:  # d(lr sigma) = lr sum_t H_t + sigma sigma^T
+                        for tk in c.toks:
+                            dv.add_hessian(f * lr, tk)
+                        dv.add_outer(f, c.sigma, c.sigma)
                 if per_len:
                     v = v / c.L
-                    dv = dv / c.L if jacobian else None
                 vs.append(v)
                 dvs.append(dv)
             U.append(vs)
@@ -371,9 +388,9 @@ def _closed_form_moments(pr: _Prompt, spec: Spec, G: int, beta, max_length: int,
     return mean, c * c * (EF2 - 2 * gamma * EFW + gamma * gamma * EW2), kl_part
 
 
-def _closed_form_jacobian(pr: _Prompt, spec: Spec, G: int, beta, max_length: int):
-    """d mean / d theta (n x n) of the closed form, by the product rule on expectations:
-    d E[x] = sum_o (x dp(o)^T + p(o) dx(o))."""
+def _closed_form_jacobian(pr: _Prompt, spec: Spec, G: int, beta, max_length: int, tb):
+    """d mean / d theta of the closed form as an :class:`~pgverify.sequence.numbers.OuterSum`, by
+    the product rule on expectations: d E[x] = sum_o (x dp(o)^T + p(o) dx(o))."""
     c = _aggregation_c(spec, G, None, max_length)
     alpha, gamma, base = _linear_constants(spec, G)
     w, dw, r, dr, u, du = pr.w, pr.dw, pr.r, pr.dr, pr.U[0], pr.DU[0]
@@ -388,26 +405,30 @@ def _closed_form_jacobian(pr: _Prompt, spec: Spec, G: int, beta, max_length: int
                 grad = grad + wi * dx
         return val, grad
 
-    def Ev(xs, dxs):  # vector jet: (value, Jacobian)
-        val, jac = nb.zeros(n), nb.zeros((n, n))
+    def Ev(xs, dxs, J, f):  # vector jet: value, and f times its Jacobian added to J
+        val = nb.zeros(n)
         for wi, dwi, x, dx in zip(w, dw, xs, dxs):
             val = val + wi * x
-            jac = jac + np.outer(x, dwi) + wi * dx
-        return val, jac
+            J.add_outer(f, x, dwi)
+            J.add(dx, f * wi)
+        return val
 
+    jac = tb.outer_sum()
     Er, dEr = Es(r, dr)
-    Eu, dEu = Ev(u, du)
-    ru = [ri * ui for ri, ui in zip(r, u)]
-    dru = [ri * dui + (np.outer(ui, dri) if dri is not None else 0) for ri, ui, dui, dri in zip(r, u, du, dr)]
-    Eru, dEru = Ev(ru, dru)
-    jac = (c * G * alpha) * dEru
-    if base:
-        jac = jac - (c * G * alpha) * (np.outer(Eu, dEr) + Er * dEu)
+    Eu = sum((wi * x for wi, x in zip(w, u)), nb.zeros(n))
+    k = c * G * alpha
+    # d E[r u]: r u has Jacobian r du + u dr^T
+    for wi, dwi, ri, ui, dui, dri in zip(w, dw, r, u, du, dr):
+        jac.add_outer(k * ri, ui, dwi)
+        jac.add(dui, k * wi * ri)
+        if dri is not None:
+            jac.add_outer(k * wi, ui, dri)
+    coef = (k if base else nb.ZERO) + (c * gamma * G * (G - 1) if gamma != 0 else nb.ZERO)
+    if coef != 0:  # - coef (Eu dEr^T + Er dEu)
+        jac.add_outer(-coef, Eu, dEr)
+        Ev(u, du, jac, -coef * Er)
     if pr.has_v:
-        _, dEv = Ev(pr.U[1], pr.DU[1])
-        jac = jac - (c * G * beta) * dEv
-    if gamma != 0:
-        jac = jac - (c * gamma * G * (G - 1)) * (np.outer(Eu, dEr) + Er * dEu)
+        Ev(pr.U[1], pr.DU[1], jac, -(c * G * beta))
     return jac
 
 
@@ -429,7 +450,7 @@ def multiset_count(T: int, G: int) -> int:
 
 
 def _multiset_moments(pr: _Prompt, spec: Spec, G: int, eps, beta, max_length: int, second: bool,
-                      jacobian: bool = False):
+                      jacobian: bool = False, tables: SequenceTables | None = None):
     r"""Mean, second moment and (optionally) Jacobian of one batch, by the multisets of types.
 
     With N the type counts of the group and P(N) its multinomial probability,
@@ -518,24 +539,22 @@ def _multiset_moments(pr: _Prompt, spec: Spec, G: int, eps, beta, max_length: in
             sec = sec + (term if (k, t) == (l, s) else 2 * term)
     jac = None
     if jacobian:
-        jac = nb.zeros((n, n))
+        jac = tables.outer_sum()
         dq = None if pr.stale else [sum((pr.dw[i] for i in g), nb.zeros(n)) for g in groups]
         for k in range(K):
             for t in range(T):
                 Wkt = B1[k][t] / q[t]
-                dS = nb.zeros((n, n))
                 for i in groups[t]:
-                    dS = dS + pr.w[i] * pr.DU[k][i]
+                    jac.add(pr.DU[k][i], Wkt * pr.w[i])
                     if not pr.stale:
-                        dS = dS + np.outer(pr.U[k][i], pr.dw[i])
-                jac = jac + Wkt * dS
+                        jac.add_outer(Wkt, pr.U[k][i], pr.dw[i])
                 if not pr.stale:
                     dW = nb.zeros(n)
                     for s in range(T):
                         b = BJ.get((k, t, s))
                         if b is not None:
                             dW = dW + (b / (q[t] * q[s])) * dq[s]
-                    jac = jac + np.outer(S[k][t], dW)
+                    jac.add_outer(nb.ONE, S[k][t], dW)
     return mean, sec, kl_part, jac, T
 
 
@@ -574,8 +593,11 @@ def moments(seq, spec: Spec | str, *, group: int = 8, eps=DEFAULT_EPS, tables: S
         GRPO's eps.
     method : {"auto", "closed_form", "multisets"}
         ``auto``: closed forms where the advantage is linear with a constant c, else multisets.
-    second, jacobian : bool
-        Compute the second moment / the Jacobian of the mean.
+    second : bool
+        Compute the second moment.
+    jacobian : bool or "lazy"
+        Compute the Jacobian of the mean: an object array (True), or the unexpanded
+        :class:`~pgverify.sequence.numbers.OuterSum` (``"lazy"``).
 
     Returns
     -------
@@ -611,23 +633,26 @@ def moments(seq, spec: Spec | str, *, group: int = 8, eps=DEFAULT_EPS, tables: S
             if count > multiset_limit:
                 raise NotRun(f"{count} multisets of group types to enumerate, beyond the limit of {multiset_limit}")
         mean, sec, kl = nb.zeros(n), nb.zeros(n) if second else None, None
-        jac = nb.zeros((n, n)) if jacobian else None
+        jac = tb.outer_sum() if jacobian else None
         for x, pr in prompts.items():
             w = tb.rho[x]
             if nb.certainly_zero(w):
                 continue
             if method == "closed_form":
                 m, s, k = _closed_form_moments(pr, spec, group, tb.beta, seq.max_length, second)
-                j = _closed_form_jacobian(pr, spec, group, tb.beta, seq.max_length) if jacobian else None
+                j = _closed_form_jacobian(pr, spec, group, tb.beta, seq.max_length, tb) if jacobian else None
             else:
-                m, s, k, j, _ = _multiset_moments(pr, spec, group, eps, tb.beta, seq.max_length, second, jacobian)
+                m, s, k, j, _ = _multiset_moments(pr, spec, group, eps, tb.beta, seq.max_length, second, jacobian,
+                                                  tb)
             mean = mean + w * m
             if second:
                 sec = sec + w * s
             if k is not None:
                 kl = w * k if kl is None else kl + w * k
             if jacobian:
-                jac = jac + w * j
+                jac.add(j, w)
+        if jacobian and jacobian != "lazy":
+            jac = jac.dense()
     return {"mean": mean, "second": sec, "kl_part": kl, "jacobian": jac, "method": method, "multisets": count}
 
 
@@ -774,31 +799,68 @@ def _gradient_verdict(seq, spec, res: EstimatorResult, obj: Objective, tb, G, ep
     if spec.advantage == "reinforce_baseline" and not spec.linear:
         return "undecided", None, "the Jacobian is not computed for the exact baseline under token_mean"
     try:
-        jac = moments(seq, spec, group=G, eps=eps, tables=tb, second=False, jacobian=True,
+        jac = moments(seq, spec, group=G, eps=eps, tables=tb, second=False, jacobian="lazy",
                       multiset_limit=multiset_limit)["jacobian"]
     except NotRun as e:
         return "undecided", None, f"the Jacobian could not be computed: {e}"
-    n = tb.n
-    names = seq.parameter_names
-    undecided = 0
+    return _symmetry_verdict(jac, res, seq.parameter_names)
+
+
+#: how many of the largest float64 asymmetries are computed exactly before the whole Jacobian is
+SCREEN_CANDIDATES = 3
+
+
+def _symmetry_verdict(jac: nb.OuterSum, res: EstimatorResult, names):
+    """(is_gradient, objective, reason) from the Jacobian's symmetry (Nota & Thomas 2020).
+
+    An asymmetry is proved by one entry: the float64 image of J - J^T names the largest
+    candidates, computed exactly (or as certified balls) one entry at a time.  Symmetry needs
+    every entry: proved from the terms' structure when each is symmetric, else from the exact
+    (or certified) J - J^T.
+    """
+    n = jac.n
     with nb.working_precision():
+        if jac.structurally_symmetric():
+            return ("undecided", None, "the Jacobian of the expected update is symmetric at this point (exactly: "
+                    "it is a sum of symmetric terms, outer products s s^T and Hessians of log pi, whatever the "
+                    "rounding of their coefficients); symmetry at one point does not prove a gradient")
+        D = jac.float_matrix(antisymmetric=True)
+        iu, ju = np.triu_indices(n, 1)
+        size = np.abs(D[iu, ju])
+        for k in np.argsort(-size, kind="stable")[:SCREEN_CANDIDATES]:
+            if not size[k] > 0:
+                break
+            i, j = int(iu[k]), int(ju[k])
+            d = jac.entry(i, j) - jac.entry(j, i)
+            if nb.certainly_nonzero(d):
+                return _asymmetric(res, names, i, j, d)
+        full = jac.dense(antisymmetric=True)
+        undecided, best = 0, None
         for i in range(n):
             for j in range(i + 1, n):
-                d = jac[i, j] - jac[j, i]
+                d = full[i, j]
                 if nb.certainly_nonzero(d):
-                    res.asymmetry = (i, j, d)
-                    how = "exactly" if isinstance(d, flint.fmpq) else "certified (the ball excludes 0)"
-                    return ("no", None,
-                            f"the Jacobian of the expected update is asymmetric, {how}: d mean[{names[i]}]/d "
-                            f"{names[j]} - d mean[{names[j]}]/d {names[i]} = {nb.as_text(d)} "
-                            "(Nota & Thomas 2020: a gradient field has a symmetric Jacobian)")
-                if not nb.certainly_zero(d):
+                    if best is None or abs(nb.as_float(d)) > abs(nb.as_float(best[2])):
+                        best = (i, j, d)
+                elif not nb.certainly_zero(d):
                     undecided += 1
+        if best is not None:
+            return _asymmetric(res, names, *best)
     if undecided:
-        return "undecided", None, (f"{undecided} Jacobian asymmetries are within their balls' radius of 0; "
-                                   "balls cannot prove symmetry")
+        what = ("1 Jacobian asymmetry is within its ball's radius of 0" if undecided == 1 else
+                f"{undecided} Jacobian asymmetries are within their balls' radius of 0")
+        return "undecided", None, f"{what}; balls cannot prove symmetry"
     return "undecided", None, ("the Jacobian of the expected update is symmetric at this point; symmetry at one "
                                "point does not prove a gradient")
+
+
+def _asymmetric(res: EstimatorResult, names, i: int, j: int, d):
+    res.asymmetry = (i, j, d)
+    how = "exactly" if isinstance(d, flint.fmpq) else "certified (the ball excludes 0)"
+    return ("no", None,
+            f"the Jacobian of the expected update is asymmetric, {how}: d mean[{names[i]}]/d "
+            f"{names[j]} - d mean[{names[j]}]/d {names[i]} = {nb.as_text(d)} "
+            "(Nota & Thomas 2020: a gradient field has a symmetric Jacobian)")
 
 
 def analyse(seq, names=None, *, group: int = 8, eps=DEFAULT_EPS, mc=None, variance: bool = True,

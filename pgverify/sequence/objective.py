@@ -84,6 +84,7 @@ class SequenceTables:
         self.seq = seq
         self.params = tuple(seq.parameters)
         self.n = len(self.params)
+        self._linear, self._fisher = {}, {}
         total = sum(len(seq.completions(x)) for x in seq.prompts)
         if total > COMPLETION_LIMIT:
             raise UsageError(f"sequence case {seq.name!r} has {total} completions; the estimators enumerate "
@@ -180,6 +181,53 @@ class SequenceTables:
                 H = H - np.outer(tk.s, tk.s)
             tk._H = H
         return tk._H
+
+    def softmax_linear(self, x, prefix) -> bool:
+        """Whether pi(.|x, prefix) is the softmax of logits linear in theta (checked on the
+        logits as written: each a polynomial of degree at most 1 in the parameters)."""
+        key = (x, prefix)
+        hit = self._linear.get(key)
+        if hit is None:
+            hit = False
+            seq = self.seq
+            if seq.logits is not None and seq.policy_form in ("tabular", "logits") and key in seq.logits:
+                params = set(self.params)
+                hit = True
+                for z in seq.logits[key].values():
+                    z = sympy.sympify(z)
+                    syms = [p for p in z.free_symbols if p in params]
+                    if z.is_Symbol or not syms:
+                        continue
+                    if not (z.is_polynomial(*syms) and sympy.Poly(z, *syms).total_degree() <= 1):
+                        hit = False
+                        break
+            self._linear[key] = hit
+        return hit
+
+    def hessian_form(self, tk: _Token):
+        r"""The Hessian of log pi(token | x, prefix) as ``("outer", [(c, s), ...])``, meaning
+        H = \sum c s s^T, or ``("dense", H)`` (:meth:`hessian`).
+
+        For a softmax of logits z_b linear in theta, \nabla \log \pi_a = g_a - \sum_b \pi_b g_b
+        (g_b = \nabla z_b constant), so \nabla^2 \log \pi_a = -\sum_b \pi_b s_b g_b^T
+        = -\sum_b \pi_b s_b s_b^T (using \sum_b \pi_b s_b = \nabla \sum_b \pi_b = 0): minus the
+        Fisher information of the context's categorical distribution, the same for every token
+        (Amari 1998, "Natural gradient works efficiently in learning", section 3).
+        """
+        x, prefix, _ = tk.key
+        if self.softmax_linear(x, prefix):
+            hit = self._fisher.get((x, prefix))
+            if hit is None:
+                with nb.working_precision():
+                    sib = [self._token(x, prefix, b) for b in self.seq.vocabulary]
+                    hit = ("outer", [(-t.pi, t.s) for t in sib])
+                self._fisher[(x, prefix)] = hit
+            return hit
+        return ("dense", self.hessian(tk))
+
+    def outer_sum(self) -> nb.OuterSum:
+        """An empty :class:`~pgverify.sequence.numbers.OuterSum` whose Hessians are this table's."""
+        return nb.OuterSum(self.n, self.hessian_form)
 
     def sum_hessian(self, c: _Completion) -> np.ndarray:
         """The Jacobian of the sequence score: the sum of the tokens' Hessians."""
