@@ -681,6 +681,10 @@ class EstimatorResult:
     #: (i, j, d mean_i/d theta_j - d mean_j/d theta_i) of the asymmetry behind a "no", else None
     asymmetry: tuple | None = None
     monte_carlo: dict | None = None
+    #: the identity that proves the bias exactly 0 where the numbers are balls, else None
+    bias_identity: str | None = None
+    #: the identity that proves the expected KL term equal to its target, else None
+    kl_identity: str | None = None
 
     def to_dict(self) -> dict:
         def vec(v):
@@ -701,20 +705,41 @@ class EstimatorResult:
         kl = None
         if self.kl_part is not None:
             kl = {k: (vec(v) if isinstance(v, np.ndarray) else one(v)) for k, v in self.kl_part.items()}
+            mr = self.kl_part.get("missing_relative")
+            if mr is not None:
+                kl["missing_relative_bound"] = nb.upper(mr)
+                kl["missing_relative_zero"] = _zero_kind(mr, self.kl_identity)
+                kl["identity"] = self.kl_identity
         asym = None
         if self.asymmetry is not None:
             i, j, d = self.asymmetry
             asym = {"row": i, "column": j, "difference": nb.as_text(d), "difference_float": nb.as_float(d)}
+        zero, rb_bound = None, None
+        if self.relative_bias is not None:
+            rb_bound = nb.upper(self.relative_bias)
+            zero = _zero_kind(self.relative_bias, self.bias_identity)
         return {"status": "ok", "method": self.method, "multisets": self.multisets,
                 "mean": vec(self.mean), "mean_float": fl(self.mean),
                 "bias": vec(self.bias), "bias_float": fl(self.bias),
                 "relative_bias": one(self.relative_bias), "relative_bias_float": onef(self.relative_bias),
+                "relative_bias_bound": rb_bound, "relative_bias_zero": zero, "bias_identity": self.bias_identity,
                 "cosine": one(self.cosine), "cosine_float": onef(self.cosine),
                 "variance": vec(self.variance), "variance_float": fl(self.variance),
                 "variance_trace": one(self.variance_trace), "variance_trace_float": onef(self.variance_trace),
                 "is_gradient": self.is_gradient, "objective": self.objective, "gradient_reason": self.gradient_reason,
                 "proof": self.proof, "bound": self.bound, "kl_part": kl, "jacobian_asymmetry": asym,
                 "monte_carlo": self.monte_carlo}
+
+
+def _zero_kind(x, identity) -> str:
+    """Whether a non-negative number is 0: ``"exact"``, ``"identity"`` (proved by ``identity``),
+    ``"within_bound"`` (a ball containing 0) or ``"no"``."""
+    if isinstance(x, flint.fmpq):
+        return "exact" if x == 0 else "no"
+    if identity is not None:
+        return "identity"
+    with nb.working_precision():
+        return "no" if nb.certainly_nonzero(x) else "within_bound"
 
 
 @dataclass
@@ -756,6 +781,91 @@ def _known_constant(spec: Spec, G: int, max_length: int):
     return alpha * G * _aggregation_c(spec, G, None, max_length)
 
 
+def _sums_to_one(seq, tb) -> str | None:
+    """Why the policy sums to 1 at every context for every theta, or None when that is not shown:
+    a softmax (of the logits as written) by construction, or each context's sum simplifies to 1."""
+    if seq.logits is not None and seq.policy_form in ("tabular", "logits"):
+        return "a softmax at every context"
+    hit = getattr(tb, "_sums_to_one", None)
+    if hit is None:
+        import sympy
+
+        ok = True
+        for row in seq.policy.values():
+            diff = sympy.Add(*row.values()) - 1
+            if not (diff == 0 or sympy.cancel(sympy.together(diff)) == 0):
+                ok = False
+                break
+        hit = "every context's probabilities sum to 1 symbolically" if ok else ""
+        tb._sums_to_one = hit
+    return hit or None
+
+
+def _score_identity(seq, spec: Spec, G: int, tb, res: EstimatorResult, obj: Objective):
+    r"""(is_gradient, objective, reason) from an exact identity, or None where none applies.
+
+    For an advantage linear in the rewards with a constant divisor, u = sigma (aggregation
+    ``sum`` or ``max_len``), no clip, and a KL term among none, ``k1_reward``, ``k1_loss`` and
+    ``kl_score``, the closed form (:func:`_closed_form_moments`) is, with r the (penalised)
+    reward, E[g] = c G alpha E_p[r sigma] - c G beta E_p[v] + (constant) E_p[sigma] per prompt.
+    E_p[sigma] = \nabla \sum_o p_\theta(o|x) = 0 for every theta (the policy sums to 1 at every
+    context); E_p[R sigma] = \nabla E[R] and E_p[\log(p/p_\mathrm{ref}) sigma] = \nabla KL (the
+    score-function identity, Williams 1992; the objective's own formula); the k1 reward penalty
+    sums to \log(p/p_\mathrm{ref}) over the tokens; k1 as a loss gives v = sigma.  So
+    E[g] = a \nabla E[R] - m beta \nabla KL with a = c G alpha and m exact rationals, for every
+    theta: the gradient of a E[R] - m beta KL.  The mean computed at the point is checked against
+    that form (each coordinate's difference must be within its ball of 0).
+    """
+    if spec.clip or spec.aggregation not in ("sum", "max_len") or not spec.linear:
+        return None
+    if spec.kl not in (None, "k1_reward", "k1_loss", "kl_score"):
+        return None
+    why = _sums_to_one(seq, tb)
+    if why is None:
+        return None
+    alpha, _, _ = _linear_constants(spec, G)
+    cG = G * _aggregation_c(spec, G, None, seq.max_length)
+    a = cG * alpha
+    kl_on = has_kl(seq)
+    m = cG * (alpha if spec.kl == "k1_reward" else nb.ONE if spec.kl == "kl_score" else nb.ZERO)
+    with nb.working_precision():
+        predicted = a * obj.grad_reward
+        if kl_on:
+            predicted = predicted - (m * tb.beta) * obj.grad_kl
+        if any(nb.certainly_nonzero(x - y) for x, y in zip(res.mean, predicted)):
+            return None  # the identity does not hold here: let the numbers decide
+    if not kl_on:
+        what = "J" if a == 1 else f"({a}) * J"
+    elif a == 1 and m == 1:
+        what = "J"
+    elif a == m:
+        what = f"({a}) * J"
+    elif m == 0:
+        what = "E[R]" if a == 1 else f"({a}) * E[R]"
+    else:
+        what = ("E[R]" if a == 1 else f"({a}) * E[R]") + " - " + ("beta * KL" if m == 1 else f"({m}) * beta * KL")
+    parts = [f"E_p[sigma] = grad sum_o p(o|x) = 0 for every theta ({why})"]
+    if spec.kl == "k1_reward":
+        parts.append("the k1 penalty sums to log(p(o)/p_ref(o)) over the tokens")
+    if spec.kl == "k1_loss":
+        parts.append("k1 as a loss differentiates to v = sigma, whose expectation is 0")
+    if spec.kl in ("k1_reward", "kl_score"):
+        parts.append("E_p[log(p/p_ref) sigma] = grad KL (score function)")
+    def times(c, x):
+        return x if c == 1 else f"{c} * {x}"
+
+    reason = (f"by identity, for every theta: the advantage is linear in the rewards and u = sigma, so "
+              f"E[g] = {times(a, 'E_p[R sigma]')}"
+              + (f" - {times(m, 'beta * E_p[log(p/p_ref) sigma]')}" if kl_on and m != 0 else "")
+              + " = grad " + what + "; " + "; ".join(parts)
+              + "; the mean computed at the point agrees with this form")
+    if what == "J":
+        res.bias_identity = reason
+    if spec.kl == "kl_score" and cG == 1:
+        res.kl_identity = "E_p[log(p/p_ref) sigma] = grad KL (score function)"
+    return "yes", what, reason
+
+
 def _gradient_verdict(seq, spec, res: EstimatorResult, obj: Objective, tb, G, eps, multiset_limit, jacobian):
     """(is_gradient, objective, reason): proved equalities first, then the Jacobian's symmetry."""
     bias, grad, mean = res.bias, obj.gradient, res.mean
@@ -773,6 +883,9 @@ def _gradient_verdict(seq, spec, res: EstimatorResult, obj: Objective, tb, G, ep
             what = "E[R]" if c == 1 else f"({c}) * E[R]"
             return ("yes", what, f"the exact mean equals grad {what} at the point: it ascends the expected "
                     "reward and ignores the KL term")
+    ident = _score_identity(seq, spec, G, tb, res, obj)
+    if ident is not None:
+        return ident
     if not nb.is_exact(bias) and all(not nb.certainly_nonzero(b) for b in bias):
         return ("undecided", None, f"every coordinate of the bias is within {nb.bound(bias):.3g} of 0 "
                 "(certified balls): consistent with grad J, but balls cannot prove the equality")
@@ -803,15 +916,47 @@ def _gradient_verdict(seq, spec, res: EstimatorResult, obj: Objective, tb, G, ep
                       multiset_limit=multiset_limit)["jacobian"]
     except NotRun as e:
         return "undecided", None, f"the Jacobian could not be computed: {e}"
-    return _symmetry_verdict(jac, res, seq.parameter_names)
+    names = seq.parameter_names
+    verdict, open_pairs = _symmetry_verdict(jac, res, names)
+    prec = tb.prec
+    while open_pairs and len(open_pairs) <= RAISE_PRECISION_ENTRIES and 2 * prec <= MAX_BALL_PREC:
+        # balls too wide to decide: the same entries again from tables at twice the precision
+        prec *= 2
+        with flint.ctx.workprec(prec):
+            tb2 = SequenceTables(seq, prec=prec)
+            try:
+                jac2 = moments(seq, spec, group=G, eps=eps, tables=tb2, second=False, jacobian="lazy",
+                               multiset_limit=multiset_limit)["jacobian"]
+            except NotRun:
+                break
+            still = []
+            for i, j in open_pairs:
+                d = jac2.entry(i, j) - jac2.entry(j, i)
+                if nb.certainly_nonzero(d):
+                    out = _asymmetric(res, names, i, j, d)
+                    return out[0], out[1], out[2] + f"; decided with {prec}-bit balls"
+                if not nb.certainly_zero(d):
+                    still.append((i, j))
+        open_pairs = still
+        if not open_pairs:
+            return "undecided", None, (f"the Jacobian of the expected update is symmetric at this point (decided "
+                                       f"with {prec}-bit balls); symmetry at one point does not prove a gradient")
+    if open_pairs and prec > tb.prec:
+        return verdict[0], verdict[1], verdict[2] + f" (also with {prec}-bit balls)"
+    return verdict
 
 
 #: how many of the largest float64 asymmetries are computed exactly before the whole Jacobian is
 SCREEN_CANDIDATES = 3
+#: the most bits of the balls, doubled from the default, for asymmetries the default balls leave
+#: open; at most this many entries are tried again
+MAX_BALL_PREC = 1280
+RAISE_PRECISION_ENTRIES = 20
 
 
 def _symmetry_verdict(jac: nb.OuterSum, res: EstimatorResult, names):
-    """(is_gradient, objective, reason) from the Jacobian's symmetry (Nota & Thomas 2020).
+    """((is_gradient, objective, reason), open pairs) from the Jacobian's symmetry (Nota & Thomas
+    2020); the open pairs (i, j) are the asymmetries whose balls contain 0 without being 0.
 
     An asymmetry is proved by one entry: the float64 image of J - J^T names the largest
     candidates, computed exactly (or as certified balls) one entry at a time.  Symmetry needs
@@ -823,7 +968,7 @@ def _symmetry_verdict(jac: nb.OuterSum, res: EstimatorResult, names):
         if jac.structurally_symmetric():
             return ("undecided", None, "the Jacobian of the expected update is symmetric at this point (exactly: "
                     "it is a sum of symmetric terms, outer products s s^T and Hessians of log pi, whatever the "
-                    "rounding of their coefficients); symmetry at one point does not prove a gradient")
+                    "rounding of their coefficients); symmetry at one point does not prove a gradient"), []
         D = jac.float_matrix(antisymmetric=True)
         iu, ju = np.triu_indices(n, 1)
         size = np.abs(D[iu, ju])
@@ -833,9 +978,9 @@ def _symmetry_verdict(jac: nb.OuterSum, res: EstimatorResult, names):
             i, j = int(iu[k]), int(ju[k])
             d = jac.entry(i, j) - jac.entry(j, i)
             if nb.certainly_nonzero(d):
-                return _asymmetric(res, names, i, j, d)
+                return _asymmetric(res, names, i, j, d), []
         full = jac.dense(antisymmetric=True)
-        undecided, best = 0, None
+        undecided, best = [], None
         for i in range(n):
             for j in range(i + 1, n):
                 d = full[i, j]
@@ -843,15 +988,16 @@ def _symmetry_verdict(jac: nb.OuterSum, res: EstimatorResult, names):
                     if best is None or abs(nb.as_float(d)) > abs(nb.as_float(best[2])):
                         best = (i, j, d)
                 elif not nb.certainly_zero(d):
-                    undecided += 1
+                    undecided.append((i, j))
         if best is not None:
-            return _asymmetric(res, names, *best)
+            return _asymmetric(res, names, *best), []
     if undecided:
-        what = ("1 Jacobian asymmetry is within its ball's radius of 0" if undecided == 1 else
-                f"{undecided} Jacobian asymmetries are within their balls' radius of 0")
-        return "undecided", None, f"{what}; balls cannot prove symmetry"
-    return "undecided", None, ("the Jacobian of the expected update is symmetric at this point; symmetry at one "
-                               "point does not prove a gradient")
+        k = len(undecided)
+        what = ("1 Jacobian asymmetry is within its ball's radius of 0" if k == 1 else
+                f"{k} Jacobian asymmetries are within their balls' radius of 0")
+        return ("undecided", None, f"{what}; balls cannot prove symmetry"), undecided
+    return ("undecided", None, "the Jacobian of the expected update is symmetric at this point; symmetry at one "
+            "point does not prove a gradient"), []
 
 
 def _asymmetric(res: EstimatorResult, names, i: int, j: int, d):

@@ -24,6 +24,7 @@ other than 1 are balls (:mod:`pgverify.sequence.numbers`).
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import flint
@@ -31,7 +32,7 @@ import numpy as np
 import sympy
 
 from ..errors import UsageError
-from ..pointvalues import Irrational, PointEvaluator
+from ..pointvalues import BALL_PREC, Irrational, PointEvaluator
 from . import numbers as nb
 
 __all__ = ["SequenceTables", "Objective", "objective", "COMPLETION_LIMIT"]
@@ -72,6 +73,9 @@ class SequenceTables:
     Parameters
     ----------
     seq : SequenceCase
+    prec : int, optional
+        Bits of the balls (default :data:`pgverify.pointvalues.BALL_PREC`); a higher precision
+        is used to decide a sign that the default balls leave open.
 
     Notes
     -----
@@ -80,8 +84,9 @@ class SequenceTables:
     use by :meth:`hessian`, from sympy's derivative of pi evaluated at the point.
     """
 
-    def __init__(self, seq):
+    def __init__(self, seq, prec: int | None = None):
         self.seq = seq
+        self.prec = BALL_PREC if prec is None else max(int(prec), BALL_PREC)
         self.params = tuple(seq.parameters)
         self.n = len(self.params)
         self._linear, self._fisher = {}, {}
@@ -89,21 +94,22 @@ class SequenceTables:
         if total > COMPLETION_LIMIT:
             raise UsageError(f"sequence case {seq.name!r} has {total} completions; the estimators enumerate "
                              f"at most {COMPLETION_LIMIT} (lower max_length or the vocabulary)")
-        try:
-            self._build("exact")
-        except Irrational:
-            self._build("ball")
+        with self.precision():
+            try:
+                self._build("exact")
+            except Irrational:
+                self._build("ball")
 
     def _build(self, kind):
         seq = self.seq
         self.kind = kind
-        ev = PointEvaluator(self.params, seq.point, kind=kind)
+        ev = PointEvaluator(self.params, seq.point, kind=kind, prec=self.prec)
         self._ev = ev
         # theta_old: exact where the policy is rational there, balls for the entries that are not
         self._ev_old = None
         if seq.old_point is not None:
             self._ev_old = PointEvaluator(self.params, seq.old_point, kind="exact")
-            self._ev_old_ball = PointEvaluator(self.params, seq.old_point, kind="ball")
+            self._ev_old_ball = PointEvaluator(self.params, seq.old_point, kind="ball", prec=self.prec)
         with nb.working_precision():
             self.rho = {x: self._constant(seq.prompt_probs[x]) for x in seq.prompts}
             self.beta = self._constant(seq.beta)
@@ -137,7 +143,7 @@ class SequenceTables:
         if getattr(e, "is_Rational", False):
             return flint.fmpq(int(e.p), int(e.q))
         with nb.working_precision():
-            return PointEvaluator(self.params, self.seq.point, kind="ball").eval(sympy.sympify(e))[0]
+            return PointEvaluator(self.params, self.seq.point, kind="ball", prec=self.prec).eval(sympy.sympify(e))[0]
 
     def _token(self, x, prefix, tok):
         key = (x, prefix, tok)
@@ -171,7 +177,7 @@ class SequenceTables:
         if tk._H is None:
             n = self.n
             H = nb.zeros((n, n))
-            with nb.working_precision():
+            with self.precision():
                 for sym in tk.expr.free_symbols:
                     j = self.params.index(sym)
                     d = sympy.diff(tk.expr, sym)
@@ -181,6 +187,10 @@ class SequenceTables:
                 H = H - np.outer(tk.s, tk.s)
             tk._H = H
         return tk._H
+
+    def precision(self):
+        """A context with flint's precision at least this table's :attr:`prec`."""
+        return flint.ctx.workprec(self.prec) if flint.ctx.prec < self.prec else contextlib.nullcontext()
 
     def softmax_linear(self, x, prefix) -> bool:
         """Whether pi(.|x, prefix) is the softmax of logits linear in theta (checked on the
@@ -218,7 +228,7 @@ class SequenceTables:
         if self.softmax_linear(x, prefix):
             hit = self._fisher.get((x, prefix))
             if hit is None:
-                with nb.working_precision():
+                with self.precision():
                     sib = [self._token(x, prefix, b) for b in self.seq.vocabulary]
                     hit = ("outer", [(-t.pi, t.s) for t in sib])
                 self._fisher[(x, prefix)] = hit

@@ -18,6 +18,22 @@ def _num(d: dict, key: str) -> str:
     return f"{v:.6g}"
 
 
+def _zero_or(zero, bound, otherwise: str) -> str:
+    """A relative norm: 0 where it is 0 exactly, by an identity, or within a certified bound of 0
+    (the ball's midpoint, e.g. 1e-47, is rounding, not a bias), else ``otherwise``."""
+    if zero == "exact":
+        return "0"
+    if zero == "identity":
+        return "0 (identity)"
+    if zero == "within_bound":
+        return f"0 (within {bound:.2g})"
+    return otherwise
+
+
+def _relative_bias(d: dict) -> str:
+    return _zero_or(d.get("relative_bias_zero"), d.get("relative_bias_bound"), _num(d, "relative_bias"))
+
+
 def render_json(result) -> str:
     """The JSON form: ``{"case", "objective", "estimators": {name: {...}}, ...}``."""
     return json.dumps(result.to_dict(), indent=2)
@@ -34,11 +50,14 @@ def render_text(result) -> str:
     head = ("estimator", "relative bias", "cosine", "variance trace", "gradient?", "proof", "Monte Carlo")
     rows = []
     for name, e in d["estimators"].items():
-        mc = (e.get("monte_carlo") or {}).get("verdict", "-")
+        m = e.get("monte_carlo") or {}
+        mc = m.get("verdict", "-")
+        if mc == "consistent" and m.get("zero_variance") == len(d["parameters"]):
+            mc = "consistent (constant update)"
         if e["status"] != "ok":
             rows.append((name, "not run", "-", "-", "-", "-", mc))
             continue
-        rows.append((name, _num(e, "relative_bias"), _num(e, "cosine"), _num(e, "variance_trace"),
+        rows.append((name, _relative_bias(e), _num(e, "cosine"), _num(e, "variance_trace"),
                      e["is_gradient"], e["proof"], mc))
     widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
     fmt = "  ".join("{:<%d}" % w for w in widths)
@@ -54,8 +73,10 @@ def render_text(result) -> str:
         obj_txt = f" (ascends {e['objective']})" if e.get("objective") else ""
         lines.append(f"{name}: gradient? {e['is_gradient']}{obj_txt}: {why}")
         if e.get("kl_part") and e["kl_part"].get("missing_relative") is not None:
-            lines.append(f"  KL term: the missing part (target - expected) has relative norm "
-                         f"{e['kl_part']['missing_relative']}")
+            k = e["kl_part"]
+            lines.append("  KL term: the missing part (target - expected) has relative norm "
+                         + _zero_or(k.get("missing_relative_zero"), k.get("missing_relative_bound"),
+                                    k["missing_relative"]))
         if e["proof"] != "exact":
             lines.append(f"  certified: every number within {e['bound']:.3g} of its exact value")
         mc = e.get("monte_carlo") or {}
