@@ -104,7 +104,9 @@ def as_text(x) -> str:
 
 
 def upper(x) -> float:
-    """A float64 rigorous upper bound on ``|x|`` (exact rational or ball)."""
+    """A float64 rigorous upper bound on ``|x|`` (exact rational or ball; 0.0 for an exact 0)."""
+    if isinstance(x, flint.fmpq) and x == 0:
+        return 0.0
     f, err = to_float(x)
     return abs(f) + err
 
