@@ -34,6 +34,17 @@ S_{k,t} = sum_{o in t} p(o) u_k(o); the mean and second moment sum over the mult
 sampled types with multinomial weights (:func:`_multiset_moments`).  Advantages linear in the
 rewards with a constant c have closed forms (:func:`_closed_form_moments`), which the tests
 verify against the multisets and a brute force over ordered groups.
+
+Gradient verdicts.  Exact equalities first (the bias exactly 0, the mean a known constant times
+grad J); then identities that hold for every theta (:func:`_score_identity`: for linear
+advantages with u = sigma the mean is a grad E[R] - m beta grad KL, since E_p[sigma] = 0); then
+the Jacobian of the expected update (Nota & Thomas 2020), kept as an unexpanded sum of outer
+products (:class:`~pgverify.sequence.numbers.OuterSum`; a softmax of linear logits has the
+Hessian of log pi = minus the context's Fisher information, a sum of outer products of scores).
+An asymmetry is proved by one entry: a float64 image of J - J^T names the candidates, computed
+exactly or as certified balls.  Symmetry is proved from the terms' structure (each term
+symmetric) or from the exact (``fmpq_mat``) or certified (``arb_mat``) J - J^T; entries the balls
+leave open are computed again at up to :data:`MAX_BALL_PREC` bits.
 """
 from __future__ import annotations
 
