@@ -862,6 +862,7 @@ def _score_identity(seq, spec: Spec, G: int, tb, res: EstimatorResult, obj: Obje
         parts.append("k1 as a loss differentiates to v = sigma, whose expectation is 0")
     if spec.kl in ("k1_reward", "kl_score"):
         parts.append("E_p[log(p/p_ref) sigma] = grad KL (score function)")
+
     def times(c, x):
         return x if c == 1 else f"{c} * {x}"
 
