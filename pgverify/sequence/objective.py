@@ -81,7 +81,8 @@ class SequenceTables:
     -----
     ``kind`` is ``"exact"`` when the policy is rational at the point, else ``"ball"``.  The
     per-token Hessians of log pi (for the Jacobian of an expected update) are computed on first
-    use by :meth:`hessian`, from sympy's derivative of pi evaluated at the point.
+    use by :meth:`hessian_form`: sums of outer products of scores for a softmax of linear logits,
+    else by :meth:`hessian`, from sympy's derivative of pi evaluated at the point.
     """
 
     def __init__(self, seq, prec: int | None = None):
@@ -222,7 +223,10 @@ class SequenceTables:
         (g_b = \nabla z_b constant), so \nabla^2 \log \pi_a = -\sum_b \pi_b s_b g_b^T
         = -\sum_b \pi_b s_b s_b^T (using \sum_b \pi_b s_b = \nabla \sum_b \pi_b = 0): minus the
         Fisher information of the context's categorical distribution, the same for every token
-        (Amari 1998, "Natural gradient works efficiently in learning", section 3).
+        (the Hessian of the log-partition function of an exponential family is the covariance of
+        its sufficient statistics: Wainwright & Jordan 2008, "Graphical models, exponential
+        families, and variational inference", Proposition 3.1).  Other policies: sympy's
+        derivatives (:meth:`hessian`).
         """
         x, prefix, _ = tk.key
         if self.softmax_linear(x, prefix):
@@ -238,16 +242,6 @@ class SequenceTables:
     def outer_sum(self) -> nb.OuterSum:
         """An empty :class:`~pgverify.sequence.numbers.OuterSum` whose Hessians are this table's."""
         return nb.OuterSum(self.n, self.hessian_form)
-
-    def sum_hessian(self, c: _Completion) -> np.ndarray:
-        """The Jacobian of the sequence score: the sum of the tokens' Hessians."""
-        h = c._cache.get("H")
-        if h is None:
-            h = nb.zeros((self.n, self.n))
-            for tk in c.toks:
-                h = h + self.hessian(tk)
-            c._cache["H"] = h
-        return h
 
     def log_ratio(self, c: _Completion):
         """log(p_theta(o|x) / p_ref(o|x)) = sum_t l_t."""

@@ -2,7 +2,12 @@
 
 :func:`render_text` gives one table per case (estimator, relative bias, direction as the cosine
 with grad J, variance trace, whether the expected update is a gradient, the Monte Carlo verdict)
-and the reasons underneath; :func:`render_json` the ``to_dict`` form.
+and the reasons underneath; :func:`render_json` the ``to_dict`` form.  A relative bias (or a KL
+term's missing part) reads ``0`` when it is exactly 0, ``0 (identity)`` when an identity proves it
+0 where the numbers are balls, and ``0 (within B)`` when its certified ball contains 0 and reaches
+at most B (its midpoint, e.g. 1e-47, is rounding, not a bias); the JSON keeps the number and adds
+``relative_bias_bound`` and ``relative_bias_zero``.  A Monte Carlo "consistent" for an update
+that is the same in every batch (exact variance 0) reads ``consistent (constant update)``.
 """
 from __future__ import annotations
 
