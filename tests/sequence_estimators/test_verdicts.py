@@ -10,6 +10,7 @@ Jacobian test; Schulman et al. (2017) for the clipped surrogate.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import flint
 import numpy as np
@@ -29,7 +30,7 @@ from .helpers import make_case
 from .test_enumeration import kl_case
 
 R = sympy.Rational
-CASES = __import__("pathlib").Path(__file__).resolve().parents[2] / "cases"
+CASES = Path(__file__).resolve().parents[2] / "cases"
 
 
 def kl_reference():
