@@ -898,6 +898,12 @@ def _gradient_verdict(seq, spec, res: EstimatorResult, obj: Objective, tb, G, ep
     ident = _score_identity(seq, spec, G, tb, res, obj)
     if ident is not None:
         return ident
+    if tb.n == 1 and not spec.clip:
+        return ("yes", "F(theta), the integral of the expected update along theta",
+                "one parameter: without clip the expected update is a smooth function of theta alone (finite sums "
+                "and products of the policy's probabilities with coefficients that depend only on the rewards), so "
+                "it is the derivative of its own integral F; every one-parameter update is a gradient, and the "
+                "Jacobian test (Nota & Thomas 2020) needs two parameters")
     if not nb.is_exact(bias) and all(not nb.certainly_nonzero(b) for b in bias):
         return ("undecided", None, f"every coordinate of the bias is within {nb.bound(bias):.3g} of 0 "
                 "(certified balls): consistent with grad J, but balls cannot prove the equality")
