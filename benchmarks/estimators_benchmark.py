@@ -9,7 +9,9 @@ two values, a uniform reference with beta = 1/10, a stale point for the clipped 
 points: theta = 0 (the policy is rational: exact fmpq) and theta_j = (j mod 7 - 3)/5 (the softmax
 is irrational: arb balls, certified).  For each estimator: the wall time of its exact mean alone
 (``pgverify.sequence.estimators.moments(..., second=False)``, tables built once beforehand), best
-of ``--repeat``; then the total, and the time of the full ``analyse`` (means, variances, Jacobians).
+of ``--repeat``; then the total, the time of the full ``analyse`` (means, variances, Jacobians) of
+every estimator, and that of the default report (``pgverify estimators``: the default estimators,
+exact, then with the Monte Carlo check and the text report).
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ import sympy  # noqa: E402
 from pgverify.sequence.estimators import (ADVANTAGES, AGGREGATIONS, KL_TERMS, NotRun, analyse,  # noqa: E402
                                           moments)
 from pgverify.sequence.objective import SequenceTables  # noqa: E402
+from pgverify.sequence.report import render_text  # noqa: E402
+from pgverify.sequence.sampling import DEFAULT_BATCHES  # noqa: E402
 from tests.sequence_estimators.helpers import make_case  # noqa: E402
 
 
@@ -94,7 +98,17 @@ def main():
             t = time.perf_counter()
             analyse(seq, names(), group=args.group)
             print(f"  full analyse (means, variances, Jacobians of {len(names())} estimators): "
-                  f"{time.perf_counter() - t:.1f} s")
+                  f"{time.perf_counter() - t:.2f} s")
+            # what `pgverify estimators` does on this case: the default estimators, their means,
+            # variances and Jacobians, the Monte Carlo check, the text report
+            t = time.perf_counter()
+            res = analyse(seq, group=args.group)
+            t_exact = time.perf_counter() - t
+            res = analyse(seq, group=args.group, mc={"batches": DEFAULT_BATCHES, "seed": 0})
+            render_text(res)
+            print(f"  default report ({len(res.estimators)} estimators): {t_exact:.2f} s exact, "
+                  f"{time.perf_counter() - t - t_exact:.2f} s with the Monte Carlo check "
+                  f"({DEFAULT_BATCHES} batches each)")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,17 @@ S_{k,t} = sum_{o in t} p(o) u_k(o); the mean and second moment sum over the mult
 sampled types with multinomial weights (:func:`_multiset_moments`).  Advantages linear in the
 rewards with a constant c have closed forms (:func:`_closed_form_moments`), which the tests
 verify against the multisets and a brute force over ordered groups.
+
+Gradient verdicts.  Exact equalities first (the bias exactly 0, the mean a known constant times
+grad J); then identities that hold for every theta (:func:`_score_identity`: for linear
+advantages with u = sigma the mean is a grad E[R] - m beta grad KL, since E_p[sigma] = 0); then
+the Jacobian of the expected update (Nota & Thomas 2020), kept as an unexpanded sum of outer
+products (:class:`~pgverify.sequence.numbers.OuterSum`; a softmax of linear logits has the
+Hessian of log pi = minus the context's Fisher information, a sum of outer products of scores).
+An asymmetry is proved by one entry: a float64 image of J - J^T names the candidates, computed
+exactly or as certified balls.  Symmetry is proved from the terms' structure (each term
+symmetric) or from the exact (``fmpq_mat``) or certified (``arb_mat``) J - J^T; entries the balls
+leave open are computed again at up to :data:`MAX_BALL_PREC` bits.
 """
 from __future__ import annotations
 
@@ -155,14 +166,18 @@ def _kl_grad(kind: str, tk):
     return (1 - tk.ref / tk.pi) * tk.s
 
 
-def _kl_grad_jacobian(kind: str, tk, tb):
-    H = tb.hessian(tk)
+def _add_kl_grad_jacobian(J, kind: str, tk, f):
+    """Add f times the Jacobian of grad k_t: k1 -> H, k2 -> s s^T + l H, k3 -> w s s^T + (1 - w) H
+    (w = pi_ref/pi, H the Hessian of log pi)."""
     if kind == "k1":
-        return H
-    if kind == "k2":
-        return np.outer(tk.s, tk.s) + tk.l * H
-    w = tk.ref / tk.pi
-    return w * np.outer(tk.s, tk.s) + (1 - w) * H
+        J.add_hessian(f, tk)
+    elif kind == "k2":
+        J.add_outer(f, tk.s, tk.s)
+        J.add_hessian(f * tk.l, tk)
+    else:
+        w = tk.ref / tk.pi
+        J.add_outer(f * w, tk.s, tk.s)
+        J.add_hessian(f * (1 - w), tk)
 
 
 class _Prompt:
@@ -198,7 +213,8 @@ class _Prompt:
             up, um, dup, dum = [], [], [], []
             for c in comps:
                 a, b = nb.zeros(n), nb.zeros(n)
-                da, db = (nb.zeros((n, n)), nb.zeros((n, n))) if jacobian else (None, None)
+                da, db = (tb.outer_sum(), tb.outer_sum()) if jacobian else (None, None)
+                f = flint.fmpq(1, c.L) if per_len else nb.ONE
                 for tk in c.toks:
                     rho = tk.pi / tk.old
                     hi, lo = _compare(rho, 1 + eps), _compare(rho, 1 - eps)
@@ -206,22 +222,22 @@ class _Prompt:
                         raise NotRun(f"a ratio pi/pi_old of completion {c.tokens} is too close to the clip "
                                      "boundary to decide with balls")
                     term = rho * tk.s
-                    jt = rho * (np.outer(tk.s, tk.s) + tb.hessian(tk)) if jacobian else None
                     if jacobian and (hi == 0 or lo == 0):
                         raise NotRun(f"a ratio pi/pi_old of completion {c.tokens} is exactly at the clip "
                                      "boundary: the expected update is not differentiable there")
+                    # d(rho s)/d theta = rho (s s^T + H): a symmetric term
                     if hi <= 0:  # rho <= 1 + eps: unclipped for A > 0
                         a = a + term
                         if jacobian:
-                            da = da + jt
+                            da.add_outer(f * rho, tk.s, tk.s)
+                            da.add_hessian(f * rho, tk)
                     if lo >= 0:  # rho >= 1 - eps: unclipped for A < 0
                         b = b + term
                         if jacobian:
-                            db = db + jt
+                            db.add_outer(f * rho, tk.s, tk.s)
+                            db.add_hessian(f * rho, tk)
                 if per_len:
                     a, b = a / c.L, b / c.L
-                    if jacobian:
-                        da, db = da / c.L, db / c.L
                 up.append(a)
                 um.append(b)
                 dup.append(da)
@@ -232,22 +248,34 @@ class _Prompt:
         else:
             U.append([c.sigma / c.L if per_len else c.sigma for c in comps])
             if jacobian:
-                DU.append([tb.sum_hessian(c) / c.L if per_len else tb.sum_hessian(c) for c in comps])
+                dus = []
+                for c in comps:
+                    J = tb.outer_sum()
+                    f = flint.fmpq(1, c.L) if per_len else nb.ONE
+                    for tk in c.toks:
+                        J.add_hessian(f, tk)
+                    dus.append(J)
+                DU.append(dus)
         self.has_v = form in ("loss", "score")
         if self.has_v:
             vs, dvs = [], []
             for c in comps:
+                f = flint.fmpq(1, c.L) if per_len else nb.ONE
+                dv = tb.outer_sum() if jacobian else None
                 if form == "loss":
                     v = sum((_kl_grad(kl_kind, tk) for tk in c.toks), nb.zeros(n))
-                    dv = sum((_kl_grad_jacobian(kl_kind, tk, tb) for tk in c.toks), nb.zeros((n, n))) \
-                        if jacobian else None
+                    if jacobian:
+                        for tk in c.toks:
+                            _add_kl_grad_jacobian(dv, kl_kind, tk, f)
                 else:
                     lr = tb.log_ratio(c)
                     v = lr * c.sigma
-                    dv = lr * tb.sum_hessian(c) + np.outer(c.sigma, c.sigma) if jacobian else None
+                    if jacobian:  # d(lr sigma) = lr sum_t H_t + sigma sigma^T
+                        for tk in c.toks:
+                            dv.add_hessian(f * lr, tk)
+                        dv.add_outer(f, c.sigma, c.sigma)
                 if per_len:
                     v = v / c.L
-                    dv = dv / c.L if jacobian else None
                 vs.append(v)
                 dvs.append(dv)
             U.append(vs)
@@ -371,9 +399,9 @@ def _closed_form_moments(pr: _Prompt, spec: Spec, G: int, beta, max_length: int,
     return mean, c * c * (EF2 - 2 * gamma * EFW + gamma * gamma * EW2), kl_part
 
 
-def _closed_form_jacobian(pr: _Prompt, spec: Spec, G: int, beta, max_length: int):
-    """d mean / d theta (n x n) of the closed form, by the product rule on expectations:
-    d E[x] = sum_o (x dp(o)^T + p(o) dx(o))."""
+def _closed_form_jacobian(pr: _Prompt, spec: Spec, G: int, beta, max_length: int, tb):
+    """d mean / d theta of the closed form as an :class:`~pgverify.sequence.numbers.OuterSum`, by
+    the product rule on expectations: d E[x] = sum_o (x dp(o)^T + p(o) dx(o))."""
     c = _aggregation_c(spec, G, None, max_length)
     alpha, gamma, base = _linear_constants(spec, G)
     w, dw, r, dr, u, du = pr.w, pr.dw, pr.r, pr.dr, pr.U[0], pr.DU[0]
@@ -388,26 +416,30 @@ def _closed_form_jacobian(pr: _Prompt, spec: Spec, G: int, beta, max_length: int
                 grad = grad + wi * dx
         return val, grad
 
-    def Ev(xs, dxs):  # vector jet: (value, Jacobian)
-        val, jac = nb.zeros(n), nb.zeros((n, n))
+    def Ev(xs, dxs, J, f):  # vector jet: value, and f times its Jacobian added to J
+        val = nb.zeros(n)
         for wi, dwi, x, dx in zip(w, dw, xs, dxs):
             val = val + wi * x
-            jac = jac + np.outer(x, dwi) + wi * dx
-        return val, jac
+            J.add_outer(f, x, dwi)
+            J.add(dx, f * wi)
+        return val
 
+    jac = tb.outer_sum()
     Er, dEr = Es(r, dr)
-    Eu, dEu = Ev(u, du)
-    ru = [ri * ui for ri, ui in zip(r, u)]
-    dru = [ri * dui + (np.outer(ui, dri) if dri is not None else 0) for ri, ui, dui, dri in zip(r, u, du, dr)]
-    Eru, dEru = Ev(ru, dru)
-    jac = (c * G * alpha) * dEru
-    if base:
-        jac = jac - (c * G * alpha) * (np.outer(Eu, dEr) + Er * dEu)
+    Eu = sum((wi * x for wi, x in zip(w, u)), nb.zeros(n))
+    k = c * G * alpha
+    # d E[r u]: r u has Jacobian r du + u dr^T
+    for wi, dwi, ri, ui, dui, dri in zip(w, dw, r, u, du, dr):
+        jac.add_outer(k * ri, ui, dwi)
+        jac.add(dui, k * wi * ri)
+        if dri is not None:
+            jac.add_outer(k * wi, ui, dri)
+    coef = (k if base else nb.ZERO) + (c * gamma * G * (G - 1) if gamma != 0 else nb.ZERO)
+    if coef != 0:  # - coef (Eu dEr^T + Er dEu)
+        jac.add_outer(-coef, Eu, dEr)
+        Ev(u, du, jac, -coef * Er)
     if pr.has_v:
-        _, dEv = Ev(pr.U[1], pr.DU[1])
-        jac = jac - (c * G * beta) * dEv
-    if gamma != 0:
-        jac = jac - (c * gamma * G * (G - 1)) * (np.outer(Eu, dEr) + Er * dEu)
+        Ev(pr.U[1], pr.DU[1], jac, -(c * G * beta))
     return jac
 
 
@@ -429,7 +461,7 @@ def multiset_count(T: int, G: int) -> int:
 
 
 def _multiset_moments(pr: _Prompt, spec: Spec, G: int, eps, beta, max_length: int, second: bool,
-                      jacobian: bool = False):
+                      jacobian: bool = False, tables: SequenceTables | None = None):
     r"""Mean, second moment and (optionally) Jacobian of one batch, by the multisets of types.
 
     With N the type counts of the group and P(N) its multinomial probability,
@@ -518,24 +550,22 @@ def _multiset_moments(pr: _Prompt, spec: Spec, G: int, eps, beta, max_length: in
             sec = sec + (term if (k, t) == (l, s) else 2 * term)
     jac = None
     if jacobian:
-        jac = nb.zeros((n, n))
+        jac = tables.outer_sum()
         dq = None if pr.stale else [sum((pr.dw[i] for i in g), nb.zeros(n)) for g in groups]
         for k in range(K):
             for t in range(T):
                 Wkt = B1[k][t] / q[t]
-                dS = nb.zeros((n, n))
                 for i in groups[t]:
-                    dS = dS + pr.w[i] * pr.DU[k][i]
+                    jac.add(pr.DU[k][i], Wkt * pr.w[i])
                     if not pr.stale:
-                        dS = dS + np.outer(pr.U[k][i], pr.dw[i])
-                jac = jac + Wkt * dS
+                        jac.add_outer(Wkt, pr.U[k][i], pr.dw[i])
                 if not pr.stale:
                     dW = nb.zeros(n)
                     for s in range(T):
                         b = BJ.get((k, t, s))
                         if b is not None:
                             dW = dW + (b / (q[t] * q[s])) * dq[s]
-                    jac = jac + np.outer(S[k][t], dW)
+                    jac.add_outer(nb.ONE, S[k][t], dW)
     return mean, sec, kl_part, jac, T
 
 
@@ -574,8 +604,11 @@ def moments(seq, spec: Spec | str, *, group: int = 8, eps=DEFAULT_EPS, tables: S
         GRPO's eps.
     method : {"auto", "closed_form", "multisets"}
         ``auto``: closed forms where the advantage is linear with a constant c, else multisets.
-    second, jacobian : bool
-        Compute the second moment / the Jacobian of the mean.
+    second : bool
+        Compute the second moment.
+    jacobian : bool or "lazy"
+        Compute the Jacobian of the mean: an object array (True), or the unexpanded
+        :class:`~pgverify.sequence.numbers.OuterSum` (``"lazy"``).
 
     Returns
     -------
@@ -611,23 +644,26 @@ def moments(seq, spec: Spec | str, *, group: int = 8, eps=DEFAULT_EPS, tables: S
             if count > multiset_limit:
                 raise NotRun(f"{count} multisets of group types to enumerate, beyond the limit of {multiset_limit}")
         mean, sec, kl = nb.zeros(n), nb.zeros(n) if second else None, None
-        jac = nb.zeros((n, n)) if jacobian else None
+        jac = tb.outer_sum() if jacobian else None
         for x, pr in prompts.items():
             w = tb.rho[x]
             if nb.certainly_zero(w):
                 continue
             if method == "closed_form":
                 m, s, k = _closed_form_moments(pr, spec, group, tb.beta, seq.max_length, second)
-                j = _closed_form_jacobian(pr, spec, group, tb.beta, seq.max_length) if jacobian else None
+                j = _closed_form_jacobian(pr, spec, group, tb.beta, seq.max_length, tb) if jacobian else None
             else:
-                m, s, k, j, _ = _multiset_moments(pr, spec, group, eps, tb.beta, seq.max_length, second, jacobian)
+                m, s, k, j, _ = _multiset_moments(pr, spec, group, eps, tb.beta, seq.max_length, second, jacobian,
+                                                  tb)
             mean = mean + w * m
             if second:
                 sec = sec + w * s
             if k is not None:
                 kl = w * k if kl is None else kl + w * k
             if jacobian:
-                jac = jac + w * j
+                jac.add(j, w)
+        if jacobian and jacobian != "lazy":
+            jac = jac.dense()
     return {"mean": mean, "second": sec, "kl_part": kl, "jacobian": jac, "method": method, "multisets": count}
 
 
@@ -656,6 +692,10 @@ class EstimatorResult:
     #: (i, j, d mean_i/d theta_j - d mean_j/d theta_i) of the asymmetry behind a "no", else None
     asymmetry: tuple | None = None
     monte_carlo: dict | None = None
+    #: the identity that proves the bias exactly 0 where the numbers are balls, else None
+    bias_identity: str | None = None
+    #: the identity that proves the expected KL term equal to its target, else None
+    kl_identity: str | None = None
 
     def to_dict(self) -> dict:
         def vec(v):
@@ -676,20 +716,41 @@ class EstimatorResult:
         kl = None
         if self.kl_part is not None:
             kl = {k: (vec(v) if isinstance(v, np.ndarray) else one(v)) for k, v in self.kl_part.items()}
+            mr = self.kl_part.get("missing_relative")
+            if mr is not None:
+                kl["missing_relative_bound"] = nb.upper(mr)
+                kl["missing_relative_zero"] = _zero_kind(mr, self.kl_identity)
+                kl["identity"] = self.kl_identity
         asym = None
         if self.asymmetry is not None:
             i, j, d = self.asymmetry
             asym = {"row": i, "column": j, "difference": nb.as_text(d), "difference_float": nb.as_float(d)}
+        zero, rb_bound = None, None
+        if self.relative_bias is not None:
+            rb_bound = nb.upper(self.relative_bias)
+            zero = _zero_kind(self.relative_bias, self.bias_identity)
         return {"status": "ok", "method": self.method, "multisets": self.multisets,
                 "mean": vec(self.mean), "mean_float": fl(self.mean),
                 "bias": vec(self.bias), "bias_float": fl(self.bias),
                 "relative_bias": one(self.relative_bias), "relative_bias_float": onef(self.relative_bias),
+                "relative_bias_bound": rb_bound, "relative_bias_zero": zero, "bias_identity": self.bias_identity,
                 "cosine": one(self.cosine), "cosine_float": onef(self.cosine),
                 "variance": vec(self.variance), "variance_float": fl(self.variance),
                 "variance_trace": one(self.variance_trace), "variance_trace_float": onef(self.variance_trace),
                 "is_gradient": self.is_gradient, "objective": self.objective, "gradient_reason": self.gradient_reason,
                 "proof": self.proof, "bound": self.bound, "kl_part": kl, "jacobian_asymmetry": asym,
                 "monte_carlo": self.monte_carlo}
+
+
+def _zero_kind(x, identity) -> str:
+    """Whether a non-negative number is 0: ``"exact"``, ``"identity"`` (proved by ``identity``),
+    ``"within_bound"`` (a ball containing 0) or ``"no"``."""
+    if isinstance(x, flint.fmpq):
+        return "exact" if x == 0 else "no"
+    if identity is not None:
+        return "identity"
+    with nb.working_precision():
+        return "no" if nb.certainly_nonzero(x) else "within_bound"
 
 
 @dataclass
@@ -731,6 +792,92 @@ def _known_constant(spec: Spec, G: int, max_length: int):
     return alpha * G * _aggregation_c(spec, G, None, max_length)
 
 
+def _sums_to_one(seq, tb) -> str | None:
+    """Why the policy sums to 1 at every context for every theta, or None when that is not shown:
+    a softmax (of the logits as written) by construction, or each context's sum simplifies to 1."""
+    if seq.logits is not None and seq.policy_form in ("tabular", "logits"):
+        return "a softmax at every context"
+    hit = getattr(tb, "_sums_to_one", None)
+    if hit is None:
+        import sympy
+
+        ok = True
+        for row in seq.policy.values():
+            diff = sympy.Add(*row.values()) - 1
+            if not (diff == 0 or sympy.cancel(sympy.together(diff)) == 0):
+                ok = False
+                break
+        hit = "every context's probabilities sum to 1 symbolically" if ok else ""
+        tb._sums_to_one = hit
+    return hit or None
+
+
+def _score_identity(seq, spec: Spec, G: int, tb, res: EstimatorResult, obj: Objective):
+    r"""(is_gradient, objective, reason) from an exact identity, or None where none applies.
+
+    For an advantage linear in the rewards with a constant divisor, u = sigma (aggregation
+    ``sum`` or ``max_len``), no clip, and a KL term among none, ``k1_reward``, ``k1_loss`` and
+    ``kl_score``, the closed form (:func:`_closed_form_moments`) is, with r the (penalised)
+    reward, E[g] = c G alpha E_p[r sigma] - c G beta E_p[v] + (constant) E_p[sigma] per prompt.
+    E_p[sigma] = \nabla \sum_o p_\theta(o|x) = 0 for every theta (the policy sums to 1 at every
+    context); E_p[R sigma] = \nabla E[R] and E_p[\log(p/p_\mathrm{ref}) sigma] = \nabla KL (the
+    score-function identity, Williams 1992; the objective's own formula); the k1 reward penalty
+    sums to \log(p/p_\mathrm{ref}) over the tokens; k1 as a loss gives v = sigma.  So
+    E[g] = a \nabla E[R] - m beta \nabla KL with a = c G alpha and m exact rationals, for every
+    theta: the gradient of a E[R] - m beta KL.  The mean computed at the point is checked against
+    that form (each coordinate's difference must be within its ball of 0).
+    """
+    if spec.clip or spec.aggregation not in ("sum", "max_len") or not spec.linear:
+        return None
+    if spec.kl not in (None, "k1_reward", "k1_loss", "kl_score"):
+        return None
+    why = _sums_to_one(seq, tb)
+    if why is None:
+        return None
+    alpha, _, _ = _linear_constants(spec, G)
+    cG = G * _aggregation_c(spec, G, None, seq.max_length)
+    a = cG * alpha
+    kl_on = has_kl(seq)
+    m = cG * (alpha if spec.kl == "k1_reward" else nb.ONE if spec.kl == "kl_score" else nb.ZERO)
+    with nb.working_precision():
+        predicted = a * obj.grad_reward
+        if kl_on:
+            predicted = predicted - (m * tb.beta) * obj.grad_kl
+        if any(nb.certainly_nonzero(x - y) for x, y in zip(res.mean, predicted)):
+            return None  # the identity does not hold here: let the numbers decide
+    if not kl_on:
+        what = "J" if a == 1 else f"({a}) * J"
+    elif a == 1 and m == 1:
+        what = "J"
+    elif a == m:
+        what = f"({a}) * J"
+    elif m == 0:
+        what = "E[R]" if a == 1 else f"({a}) * E[R]"
+    else:
+        what = ("E[R]" if a == 1 else f"({a}) * E[R]") + " - " + ("beta * KL" if m == 1 else f"({m}) * beta * KL")
+    parts = [f"E_p[sigma] = grad sum_o p(o|x) = 0 for every theta ({why})"]
+    if spec.kl == "k1_reward":
+        parts.append("the k1 penalty sums to log(p(o)/p_ref(o)) over the tokens")
+    if spec.kl == "k1_loss":
+        parts.append("k1 as a loss differentiates to v = sigma, whose expectation is 0")
+    if spec.kl in ("k1_reward", "kl_score"):
+        parts.append("E_p[log(p/p_ref) sigma] = grad KL (score function)")
+
+    def times(c, x):
+        return x if c == 1 else f"{c} * {x}"
+
+    reason = (f"by identity, for every theta: the advantage is linear in the rewards and u = sigma, so "
+              f"E[g] = {times(a, 'E_p[R sigma]')}"
+              + (f" - {times(m, 'beta * E_p[log(p/p_ref) sigma]')}" if kl_on and m != 0 else "")
+              + " = grad " + what + "; " + "; ".join(parts)
+              + "; the mean computed at the point agrees with this form")
+    if what == "J":
+        res.bias_identity = reason
+    if spec.kl == "kl_score" and cG == 1:
+        res.kl_identity = "E_p[log(p/p_ref) sigma] = grad KL (score function)"
+    return "yes", what, reason
+
+
 def _gradient_verdict(seq, spec, res: EstimatorResult, obj: Objective, tb, G, eps, multiset_limit, jacobian):
     """(is_gradient, objective, reason): proved equalities first, then the Jacobian's symmetry."""
     bias, grad, mean = res.bias, obj.gradient, res.mean
@@ -748,6 +895,15 @@ def _gradient_verdict(seq, spec, res: EstimatorResult, obj: Objective, tb, G, ep
             what = "E[R]" if c == 1 else f"({c}) * E[R]"
             return ("yes", what, f"the exact mean equals grad {what} at the point: it ascends the expected "
                     "reward and ignores the KL term")
+    ident = _score_identity(seq, spec, G, tb, res, obj)
+    if ident is not None:
+        return ident
+    if tb.n == 1 and not spec.clip:
+        return ("yes", "F(theta), the integral of the expected update along theta",
+                "one parameter: without clip the expected update is a smooth function of theta alone (finite sums "
+                "and products of the policy's probabilities with coefficients that depend only on the rewards), so "
+                "it is the derivative of its own integral F; every one-parameter update is a gradient, and the "
+                "Jacobian test (Nota & Thomas 2020) needs two parameters")
     if not nb.is_exact(bias) and all(not nb.certainly_nonzero(b) for b in bias):
         return ("undecided", None, f"every coordinate of the bias is within {nb.bound(bias):.3g} of 0 "
                 "(certified balls): consistent with grad J, but balls cannot prove the equality")
@@ -774,31 +930,101 @@ def _gradient_verdict(seq, spec, res: EstimatorResult, obj: Objective, tb, G, ep
     if spec.advantage == "reinforce_baseline" and not spec.linear:
         return "undecided", None, "the Jacobian is not computed for the exact baseline under token_mean"
     try:
-        jac = moments(seq, spec, group=G, eps=eps, tables=tb, second=False, jacobian=True,
+        jac = moments(seq, spec, group=G, eps=eps, tables=tb, second=False, jacobian="lazy",
                       multiset_limit=multiset_limit)["jacobian"]
     except NotRun as e:
         return "undecided", None, f"the Jacobian could not be computed: {e}"
-    n = tb.n
     names = seq.parameter_names
-    undecided = 0
+    verdict, open_pairs = _symmetry_verdict(jac, res, names)
+    prec = tb.prec
+    while open_pairs and len(open_pairs) <= RAISE_PRECISION_ENTRIES and 2 * prec <= MAX_BALL_PREC:
+        # balls too wide to decide: the same entries again from tables at twice the precision
+        prec *= 2
+        with flint.ctx.workprec(prec):
+            tb2 = SequenceTables(seq, prec=prec)
+            try:
+                jac2 = moments(seq, spec, group=G, eps=eps, tables=tb2, second=False, jacobian="lazy",
+                               multiset_limit=multiset_limit)["jacobian"]
+            except NotRun:
+                break
+            still = []
+            for i, j in open_pairs:
+                d = jac2.entry(i, j) - jac2.entry(j, i)
+                if nb.certainly_nonzero(d):
+                    out = _asymmetric(res, names, i, j, d)
+                    return out[0], out[1], out[2] + f"; decided with {prec}-bit balls"
+                if not nb.certainly_zero(d):
+                    still.append((i, j))
+        open_pairs = still
+        if not open_pairs:
+            return "undecided", None, (f"the Jacobian of the expected update is symmetric at this point (decided "
+                                       f"with {prec}-bit balls); symmetry at one point does not prove a gradient")
+    if open_pairs and prec > tb.prec:
+        return verdict[0], verdict[1], verdict[2] + f" (also with {prec}-bit balls)"
+    return verdict
+
+
+#: how many of the largest float64 asymmetries are computed exactly before the whole Jacobian is
+SCREEN_CANDIDATES = 3
+#: the most bits of the balls, doubled from the default, for asymmetries the default balls leave
+#: open; at most this many entries are tried again
+MAX_BALL_PREC = 1280
+RAISE_PRECISION_ENTRIES = 20
+
+
+def _symmetry_verdict(jac: nb.OuterSum, res: EstimatorResult, names):
+    """((is_gradient, objective, reason), open pairs) from the Jacobian's symmetry (Nota & Thomas
+    2020); the open pairs (i, j) are the asymmetries whose balls contain 0 without being 0.
+
+    An asymmetry is proved by one entry: the float64 image of J - J^T names the largest
+    candidates, computed exactly (or as certified balls) one entry at a time.  Symmetry needs
+    every entry: proved from the terms' structure when each is symmetric, else from the exact
+    (or certified) J - J^T.
+    """
+    n = jac.n
     with nb.working_precision():
+        if jac.structurally_symmetric():
+            return ("undecided", None, "the Jacobian of the expected update is symmetric at this point (exactly: "
+                    "it is a sum of symmetric terms, outer products s s^T and Hessians of log pi, whatever the "
+                    "rounding of their coefficients); symmetry at one point does not prove a gradient"), []
+        D = jac.float_matrix(antisymmetric=True)
+        iu, ju = np.triu_indices(n, 1)
+        size = np.abs(D[iu, ju])
+        for k in np.argsort(-size, kind="stable")[:SCREEN_CANDIDATES]:
+            if not size[k] > 0:
+                break
+            i, j = int(iu[k]), int(ju[k])
+            d = jac.entry(i, j) - jac.entry(j, i)
+            if nb.certainly_nonzero(d):
+                return _asymmetric(res, names, i, j, d), []
+        full = jac.dense(antisymmetric=True)
+        undecided, best = [], None
         for i in range(n):
             for j in range(i + 1, n):
-                d = jac[i, j] - jac[j, i]
+                d = full[i, j]
                 if nb.certainly_nonzero(d):
-                    res.asymmetry = (i, j, d)
-                    how = "exactly" if isinstance(d, flint.fmpq) else "certified (the ball excludes 0)"
-                    return ("no", None,
-                            f"the Jacobian of the expected update is asymmetric, {how}: d mean[{names[i]}]/d "
-                            f"{names[j]} - d mean[{names[j]}]/d {names[i]} = {nb.as_text(d)} "
-                            "(Nota & Thomas 2020: a gradient field has a symmetric Jacobian)")
-                if not nb.certainly_zero(d):
-                    undecided += 1
+                    if best is None or abs(nb.as_float(d)) > abs(nb.as_float(best[2])):
+                        best = (i, j, d)
+                elif not nb.certainly_zero(d):
+                    undecided.append((i, j))
+        if best is not None:
+            return _asymmetric(res, names, *best), []
     if undecided:
-        return "undecided", None, (f"{undecided} Jacobian asymmetries are within their balls' radius of 0; "
-                                   "balls cannot prove symmetry")
-    return "undecided", None, ("the Jacobian of the expected update is symmetric at this point; symmetry at one "
-                               "point does not prove a gradient")
+        k = len(undecided)
+        what = ("1 Jacobian asymmetry is within its ball's radius of 0" if k == 1 else
+                f"{k} Jacobian asymmetries are within their balls' radius of 0")
+        return ("undecided", None, f"{what}; balls cannot prove symmetry"), undecided
+    return ("undecided", None, "the Jacobian of the expected update is symmetric at this point; symmetry at one "
+            "point does not prove a gradient"), []
+
+
+def _asymmetric(res: EstimatorResult, names, i: int, j: int, d):
+    res.asymmetry = (i, j, d)
+    how = "exactly" if isinstance(d, flint.fmpq) else "certified (the ball excludes 0)"
+    return ("no", None,
+            f"the Jacobian of the expected update is asymmetric, {how}: d mean[{names[i]}]/d "
+            f"{names[j]} - d mean[{names[j]}]/d {names[i]} = {nb.as_text(d)} "
+            "(Nota & Thomas 2020: a gradient field has a symmetric Jacobian)")
 
 
 def analyse(seq, names=None, *, group: int = 8, eps=DEFAULT_EPS, mc=None, variance: bool = True,

@@ -24,6 +24,7 @@ other than 1 are balls (:mod:`pgverify.sequence.numbers`).
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import flint
@@ -31,7 +32,7 @@ import numpy as np
 import sympy
 
 from ..errors import UsageError
-from ..pointvalues import Irrational, PointEvaluator
+from ..pointvalues import BALL_PREC, Irrational, PointEvaluator
 from . import numbers as nb
 
 __all__ = ["SequenceTables", "Objective", "objective", "COMPLETION_LIMIT"]
@@ -72,37 +73,44 @@ class SequenceTables:
     Parameters
     ----------
     seq : SequenceCase
+    prec : int, optional
+        Bits of the balls (default :data:`pgverify.pointvalues.BALL_PREC`); a higher precision
+        is used to decide a sign that the default balls leave open.
 
     Notes
     -----
     ``kind`` is ``"exact"`` when the policy is rational at the point, else ``"ball"``.  The
     per-token Hessians of log pi (for the Jacobian of an expected update) are computed on first
-    use by :meth:`hessian`, from sympy's derivative of pi evaluated at the point.
+    use by :meth:`hessian_form`: sums of outer products of scores for a softmax of linear logits,
+    else by :meth:`hessian`, from sympy's derivative of pi evaluated at the point.
     """
 
-    def __init__(self, seq):
+    def __init__(self, seq, prec: int | None = None):
         self.seq = seq
+        self.prec = BALL_PREC if prec is None else max(int(prec), BALL_PREC)
         self.params = tuple(seq.parameters)
         self.n = len(self.params)
+        self._linear, self._fisher = {}, {}
         total = sum(len(seq.completions(x)) for x in seq.prompts)
         if total > COMPLETION_LIMIT:
             raise UsageError(f"sequence case {seq.name!r} has {total} completions; the estimators enumerate "
                              f"at most {COMPLETION_LIMIT} (lower max_length or the vocabulary)")
-        try:
-            self._build("exact")
-        except Irrational:
-            self._build("ball")
+        with self.precision():
+            try:
+                self._build("exact")
+            except Irrational:
+                self._build("ball")
 
     def _build(self, kind):
         seq = self.seq
         self.kind = kind
-        ev = PointEvaluator(self.params, seq.point, kind=kind)
+        ev = PointEvaluator(self.params, seq.point, kind=kind, prec=self.prec)
         self._ev = ev
         # theta_old: exact where the policy is rational there, balls for the entries that are not
         self._ev_old = None
         if seq.old_point is not None:
             self._ev_old = PointEvaluator(self.params, seq.old_point, kind="exact")
-            self._ev_old_ball = PointEvaluator(self.params, seq.old_point, kind="ball")
+            self._ev_old_ball = PointEvaluator(self.params, seq.old_point, kind="ball", prec=self.prec)
         with nb.working_precision():
             self.rho = {x: self._constant(seq.prompt_probs[x]) for x in seq.prompts}
             self.beta = self._constant(seq.beta)
@@ -136,7 +144,7 @@ class SequenceTables:
         if getattr(e, "is_Rational", False):
             return flint.fmpq(int(e.p), int(e.q))
         with nb.working_precision():
-            return PointEvaluator(self.params, self.seq.point, kind="ball").eval(sympy.sympify(e))[0]
+            return PointEvaluator(self.params, self.seq.point, kind="ball", prec=self.prec).eval(sympy.sympify(e))[0]
 
     def _token(self, x, prefix, tok):
         key = (x, prefix, tok)
@@ -170,7 +178,7 @@ class SequenceTables:
         if tk._H is None:
             n = self.n
             H = nb.zeros((n, n))
-            with nb.working_precision():
+            with self.precision():
                 for sym in tk.expr.free_symbols:
                     j = self.params.index(sym)
                     d = sympy.diff(tk.expr, sym)
@@ -181,15 +189,59 @@ class SequenceTables:
             tk._H = H
         return tk._H
 
-    def sum_hessian(self, c: _Completion) -> np.ndarray:
-        """The Jacobian of the sequence score: the sum of the tokens' Hessians."""
-        h = c._cache.get("H")
-        if h is None:
-            h = nb.zeros((self.n, self.n))
-            for tk in c.toks:
-                h = h + self.hessian(tk)
-            c._cache["H"] = h
-        return h
+    def precision(self):
+        """A context with flint's precision at least this table's :attr:`prec`."""
+        return flint.ctx.workprec(self.prec) if flint.ctx.prec < self.prec else contextlib.nullcontext()
+
+    def softmax_linear(self, x, prefix) -> bool:
+        """Whether pi(.|x, prefix) is the softmax of logits linear in theta (checked on the
+        logits as written: each a polynomial of degree at most 1 in the parameters)."""
+        key = (x, prefix)
+        hit = self._linear.get(key)
+        if hit is None:
+            hit = False
+            seq = self.seq
+            if seq.logits is not None and seq.policy_form in ("tabular", "logits") and key in seq.logits:
+                params = set(self.params)
+                hit = True
+                for z in seq.logits[key].values():
+                    z = sympy.sympify(z)
+                    syms = [p for p in z.free_symbols if p in params]
+                    if z.is_Symbol or not syms:
+                        continue
+                    if not (z.is_polynomial(*syms) and sympy.Poly(z, *syms).total_degree() <= 1):
+                        hit = False
+                        break
+            self._linear[key] = hit
+        return hit
+
+    def hessian_form(self, tk: _Token):
+        r"""The Hessian of log pi(token | x, prefix) as ``("outer", [(c, s), ...])``, meaning
+        H = \sum c s s^T, or ``("dense", H)`` (:meth:`hessian`).
+
+        For a softmax of logits z_b linear in theta, \nabla \log \pi_a = g_a - \sum_b \pi_b g_b
+        (g_b = \nabla z_b constant), so \nabla^2 \log \pi_a = -\sum_b \pi_b s_b g_b^T
+        = -\sum_b \pi_b s_b s_b^T (using \sum_b \pi_b s_b = \nabla \sum_b \pi_b = 0): minus the
+        Fisher information of the context's categorical distribution, the same for every token
+        (the Hessian of the log-partition function of an exponential family is the covariance of
+        its sufficient statistics: Wainwright & Jordan 2008, "Graphical models, exponential
+        families, and variational inference", Proposition 3.1).  Other policies: sympy's
+        derivatives (:meth:`hessian`).
+        """
+        x, prefix, _ = tk.key
+        if self.softmax_linear(x, prefix):
+            hit = self._fisher.get((x, prefix))
+            if hit is None:
+                with self.precision():
+                    sib = [self._token(x, prefix, b) for b in self.seq.vocabulary]
+                    hit = ("outer", [(-t.pi, t.s) for t in sib])
+                self._fisher[(x, prefix)] = hit
+            return hit
+        return ("dense", self.hessian(tk))
+
+    def outer_sum(self) -> nb.OuterSum:
+        """An empty :class:`~pgverify.sequence.numbers.OuterSum` whose Hessians are this table's."""
+        return nb.OuterSum(self.n, self.hessian_form)
 
     def log_ratio(self, c: _Completion):
         """log(p_theta(o|x) / p_ref(o|x)) = sum_t l_t."""

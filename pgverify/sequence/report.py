@@ -2,7 +2,12 @@
 
 :func:`render_text` gives one table per case (estimator, relative bias, direction as the cosine
 with grad J, variance trace, whether the expected update is a gradient, the Monte Carlo verdict)
-and the reasons underneath; :func:`render_json` the ``to_dict`` form.
+and the reasons underneath; :func:`render_json` the ``to_dict`` form.  A relative bias (or a KL
+term's missing part) reads ``0`` when it is exactly 0, ``0 (identity)`` when an identity proves it
+0 where the numbers are balls, and ``0 (within B)`` when its certified ball contains 0 and reaches
+at most B (its midpoint, e.g. 1e-47, is rounding, not a bias); the JSON keeps the number and adds
+``relative_bias_bound`` and ``relative_bias_zero``.  A Monte Carlo "consistent" for an update
+that is the same in every batch (exact variance 0) reads ``consistent (constant update)``.
 """
 from __future__ import annotations
 
@@ -16,6 +21,22 @@ def _num(d: dict, key: str) -> str:
     if v is None:
         return "-"
     return f"{v:.6g}"
+
+
+def _zero_or(zero, bound, otherwise: str) -> str:
+    """A relative norm: 0 where it is 0 exactly, by an identity, or within a certified bound of 0
+    (the ball's midpoint, e.g. 1e-47, is rounding, not a bias), else ``otherwise``."""
+    if zero == "exact":
+        return "0"
+    if zero == "identity":
+        return "0 (identity)"
+    if zero == "within_bound":
+        return f"0 (within {bound:.2g})"
+    return otherwise
+
+
+def _relative_bias(d: dict) -> str:
+    return _zero_or(d.get("relative_bias_zero"), d.get("relative_bias_bound"), _num(d, "relative_bias"))
 
 
 def render_json(result) -> str:
@@ -34,11 +55,14 @@ def render_text(result) -> str:
     head = ("estimator", "relative bias", "cosine", "variance trace", "gradient?", "proof", "Monte Carlo")
     rows = []
     for name, e in d["estimators"].items():
-        mc = (e.get("monte_carlo") or {}).get("verdict", "-")
+        m = e.get("monte_carlo") or {}
+        mc = m.get("verdict", "-")
+        if mc == "consistent" and m.get("zero_variance") == len(d["parameters"]):
+            mc = "consistent (constant update)"
         if e["status"] != "ok":
             rows.append((name, "not run", "-", "-", "-", "-", mc))
             continue
-        rows.append((name, _num(e, "relative_bias"), _num(e, "cosine"), _num(e, "variance_trace"),
+        rows.append((name, _relative_bias(e), _num(e, "cosine"), _num(e, "variance_trace"),
                      e["is_gradient"], e["proof"], mc))
     widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
     fmt = "  ".join("{:<%d}" % w for w in widths)
@@ -54,8 +78,10 @@ def render_text(result) -> str:
         obj_txt = f" (ascends {e['objective']})" if e.get("objective") else ""
         lines.append(f"{name}: gradient? {e['is_gradient']}{obj_txt}: {why}")
         if e.get("kl_part") and e["kl_part"].get("missing_relative") is not None:
-            lines.append(f"  KL term: the missing part (target - expected) has relative norm "
-                         f"{e['kl_part']['missing_relative']}")
+            k = e["kl_part"]
+            lines.append("  KL term: the missing part (target - expected) has relative norm "
+                         + _zero_or(k.get("missing_relative_zero"), k.get("missing_relative_bound"),
+                                    k["missing_relative"]))
         if e["proof"] != "exact":
             lines.append(f"  certified: every number within {e['bound']:.3g} of its exact value")
         mc = e.get("monte_carlo") or {}

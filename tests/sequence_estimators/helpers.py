@@ -72,4 +72,5 @@ def make_case(*, prompts=("x",), prompt_probs=None, vocabulary=("a", "b", EOS), 
             rew[(x, o)] = sympy.sympify(reward(x, o) if reward else 0)
     return SequenceCase(name, tuple(params), pt, prompts, rho, vocab, EOS, max_length, policy, rew,
                         logits=logits or None, reference=ref, beta=sympy.sympify(beta), old_point=opt,
-                        clip_epsilon=None if clip_epsilon is None else sympy.sympify(clip_epsilon))
+                        clip_epsilon=None if clip_epsilon is None else sympy.sympify(clip_epsilon),
+                        policy_form="logits" if form == "softmax" else "explicit")

@@ -167,7 +167,8 @@ def test_estimator_names_are_checked():
 
 def test_irrational_softmax_point_gives_certified_results():
     # softmax logits at theta = 1/2, 1/3, ...: the policy is irrational, every number is a ball;
-    # RLOO's bias is certified to within its bound of 0 but not proved 0, and the verdict says so
+    # RLOO's bias is certified to within its bound of 0, and proved 0 by the score-function
+    # identity (E_p[sigma] = 0 for a softmax), which the verdict names
     from .helpers import make_case
 
     vals = {}
@@ -184,5 +185,6 @@ def test_irrational_softmax_point_gives_certified_results():
     assert er.proof == "certified"
     with nb.working_precision():
         assert all(b.contains(0) and float(b.rad()) < 1e-30 for b in er.bias)
-    assert er.is_gradient == "undecided" and "balls cannot prove the equality" in er.gradient_reason
+    assert er.is_gradient == "yes" and er.objective == "J" and er.gradient_reason.startswith("by identity")
+    assert er.bias_identity == er.gradient_reason and er.to_dict()["relative_bias_zero"] == "identity"
     assert res.monte_carlo["consistent"]

@@ -151,3 +151,16 @@ def test_estimators_command_exit_status_and_json():
     assert d["estimators"]["dr_grpo"]["objective"] == "(7/8) * J"
     out = _run("estimators", "cases/short_corridor.yaml")
     assert out.returncode == 2 and "is an MDP case, not a sequence case" in out.stderr
+
+
+def test_one_parameter_updates_are_gradients():
+    """With one parameter every smooth expected update is the derivative of its integral; the
+    Jacobian test of Nota & Thomas (2020) needs two parameters, so the verdict comes from that."""
+    from pgverify.sequence import analyse
+
+    seq = pgverify.load_case("cases/seq_difficulty_bias.yaml").sequence
+    assert len(seq.parameters) == 1
+    res = analyse(seq, ["grpo+seq_mean", "grpo+token_mean"], variance=False).estimators
+    for name in ("grpo+seq_mean", "grpo+token_mean"):
+        assert res[name].is_gradient == "yes"
+        assert res[name].gradient_reason.startswith("one parameter: without clip the expected update is a smooth")
