@@ -7,7 +7,7 @@ from fractions import Fraction
 import mpmath
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import pgverify
@@ -54,8 +54,15 @@ def _assert_enclosed(exact, got, rel):
             continue
         assert "over the sparse tables" in how, how
         assert all(abs(float(x) - y) <= e for x, y, e in zip(mean, fmean, emean, strict=True)), (est, "mean")
-        if fvar is None:  # see tests/montecarlo/test_certified.py: all exact variances 0
-            assert all(v == 0 for v in var) and "variance sampled only" in how, (est, how, var)
+        if fvar is None:
+            # see tests/montecarlo/test_certified.py: refused only where every exact variance is 0 -- or,
+            # here, negligible: the float64 baselines J and V differ from the exact ones by roundings,
+            # which leave the baseline estimators variances of 5.5e-30 or 1e-93 where the exact J would
+            # give 0 (found by hypothesis: one state that never ends, reward 3p - 1 at p = 1/4 and 1/3,
+            # discount 9/10).  The rewards and scores of these cases are of order 1, so 1e-12 is
+            # negligible next to them
+            assert all(abs(float(v)) <= 1e-12 * max(scale, 1.0) for v in var), (est, how, var)
+            assert "variance sampled only" in how, (est, how)
             continue
         assert all(abs(float(x) - y) <= e for x, y, e in zip(var, fvar, evar, strict=True)), (est, "variance")
         assert all(e <= rel * (abs(float(v)) + 1e-6 * scale) + 1e-300 for v, e in zip(var, evar)), (est, max(evar))
@@ -80,6 +87,14 @@ def test_sparse_moments_enclose_the_exact_ones_on_frozenlake_with_a_short_horizo
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_case())
+@example({"name": "random", "states": ["s0", "T"], "terminal": ["T"], "actions": ["a", "b"],
+          "parameters": {"p": "1/4", "q": "1/5", "w": "1/5"}, "policy": {"s0": {"a": "p", "b": "1 - (p)"}},
+          "transitions": {"s0": {"a": "s0", "b": "s0"}},
+          "rewards": {"default": 0, "s0": {"a": "3*p - 1", "b": "3*p - 1"}}, "start": "s0", "discount": "9/10"})
+@example({"name": "random", "states": ["s0", "T"], "terminal": ["T"], "actions": ["a", "b"],
+          "parameters": {"p": "1/3", "q": "1/5", "w": "1/5"}, "policy": {"s0": {"a": "p", "b": "1 - (p)"}},
+          "transitions": {"s0": {"a": "s0", "b": "s0"}},
+          "rewards": {"default": 0, "s0": {"a": "3*p - 1", "b": "3*p - 1"}}, "start": "s0", "discount": "9/10"})
 def test_sparse_moments_enclose_the_exact_ones_on_random_mdps(data):
     """Start, dynamics, reward and discount may depend on theta (the extra terms: scores of P and rho0,
     the pathwise and discount terms), cycles or not, with or without a horizon."""
