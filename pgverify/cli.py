@@ -274,6 +274,16 @@ def render_summary(res: Result, console: Console) -> None:
                           f"|difference| = {c.difference:.6g}")
     else:
         console.print(f"engines that ran: {', '.join(ran)}; agreement proved: {how}")
+    dc = res.dpg_check
+    if dc is not None and dc.get("agree"):
+        console.print(f"deterministic policy gradient = {dc['equals']} (proof: {dc['proof']}; "
+                      f"largest |difference| {dc['max_difference']:.3g})", markup=False)
+    elif dc is not None:
+        for p in dc.get("failed", []):
+            console.print(f"[bold red]disagreement[/]: deterministic policy gradient vs {escape(dc['equals'])} "
+                          f"on d/d{escape(p)}: |difference| = {dc['differences'][p]:.6g}")
+    if not res.agree and not failed and not (dc is not None and not dc.get("agree")):
+        console.print("[bold red]disagreement[/]: the results do not agree (see --json: comparisons)")
     for tool, cc in res.cross_check.items():
         agree = cc["agrees_symbolically"] and cc["agrees_at_point"]
         console.print(f"{tool} {cc['version']} ({cc['engine']}): J(theta) = {cc['objective']}; "

@@ -256,7 +256,9 @@ def _occupancy(w, d: Derivation) -> None:
         w.para("Its value: " + "; ".join(f"{p}: {_shortq(q)}" for p, q in res.dpg.items()) + ".")
         if res.dpg_check:
             c = res.dpg_check
-            w.para(f"Equal to the {c['equals']}: {c['agree']} (proof: {c['proof']}).")
+            w.para(f"Equal to the {c['equals']}: {c['agree']} (proof: {c['proof']})."
+                   + "".join(f" Disagrees on d/d{p}: |difference| = {c['differences'][p]:.6g}."
+                             for p in c.get("failed", [])))
 
 
 def _gradient(w, d: Derivation) -> None:

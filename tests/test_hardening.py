@@ -260,3 +260,48 @@ def test_a_custom_frozenlake_map_is_checked_tile_by_tile(desc, message):
 
     with pytest.raises(PgVerifyError, match=message.replace("(", r"\(").replace(")", r"\)")):
         _desc_rows(desc)
+
+
+# -- the deterministic policy gradient uses the engines' zero test -----------------------------------
+DPG_SQRT = open("cases/deterministic_policy.yaml").read().replace("default: -a**2/2", "default: -sqrt(a)")
+
+
+def test_the_dpg_check_uses_the_engines_zero_test(tmp_path):
+    """Rewards -sqrt(a) under a = mu(s): the DPG (Silver et al. 2014, Theorem 1) carries sqrt(c*k) where the
+    reward family carries c/sqrt(c*k); both are the same function, but the field treats sqrt(k) and
+    sqrt(c*k) as independent generators, so its exact test fails.  The engines' comparisons then go to the
+    60-digit test, and so must the DPG check (it said agree = false, exit 1, and no line said why)."""
+    r = run(tmp_path, DPG_SQRT, "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    dc = data["dpg_check"]
+    assert dc["agree"] and dc["failed"] == [] and dc["proof"] == "numeric-50-digits"
+    assert set(dc["differences"]) == {"k", "c"} and dc["max_difference"] < 1e-50
+    # independent: the DPG equals the gradient of the engines to 12 digits (its own expression)
+    for p in ("k", "c"):
+        assert abs(data["deterministic_policy_gradient"][p]["float"] - data["gradient"][p]["float"]) < 1e-12
+    r = run(tmp_path, DPG_SQRT)
+    assert ("deterministic policy gradient = dynamics + reward families (proof: numeric-50-digits"
+            in " ".join(r.output.split()))
+
+
+def test_a_dpg_disagreement_says_what_and_by_how_much(tmp_path, monkeypatch):
+    """A DPG shifted by 1/1000 on k: exit 1, and a line names the parameter and the difference."""
+    import sys
+
+    from pgverify.expr import parse_expression
+
+    check_module = sys.modules["pgverify.check"]
+
+    real = check_module.deterministic_policy_gradient
+
+    def shifted(case, alg, occ):
+        values = real(case, alg, occ)
+        return [values[0] + alg.of(parse_expression("1/1000")), *values[1:]]
+
+    monkeypatch.setattr(check_module, "deterministic_policy_gradient", shifted)
+    r = run(tmp_path, open("cases/deterministic_policy.yaml").read())
+    assert r.exit_code == 1
+    assert ("disagreement: deterministic policy gradient vs dynamics + reward families on d/dk: "
+            "|difference| = 0.001") in " ".join(r.output.split())
+    assert "on d/dc" not in r.output
