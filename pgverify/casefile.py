@@ -1190,6 +1190,72 @@ def _describe(v) -> str:
     return f"{v}: not real"
 
 
+#: The largest |u| of an exp(u) (sigmoid, softmax) at the parameter point: e^2303 has 1000 digits,
+#: the limit on exact numbers (:data:`pgverify.expr.MAX_DIGITS`).  The parser checks exp of a number;
+#: this is the same limit where the argument holds parameters.
+EXP_ARGUMENT_LIMIT = 2303
+
+
+def _exp_arguments_at_point(case: Case, lines: Mapping) -> list[Problem]:
+    """exp(u) (written, or from sigmoid or a softmax) with |u| beyond :data:`EXP_ARGUMENT_LIMIT` at the point.
+
+    exp(10**400) has 4e399 digits: sympy's adaptive evaluation took 44 s on a deterministic case
+    with a parameter of 1e400, and ball arithmetic cannot hold it to 60 digits.  Refused before the
+    work, like ``exp(1e400)`` written as a number.  One problem per entry, each distinct expression and
+    exponential looked at once.
+    """
+    point = case.point
+    seen: dict = {}  # exp atom -> (atom, |u| at the point) when beyond the limit, else None
+    per_expr: dict = {}
+
+    def beyond(e):
+        if e.is_Rational or not e.free_symbols:
+            return None
+        if e in per_expr:
+            return per_expr[e]
+        found = None
+        for atom in e.atoms(sympy.exp):
+            if atom not in seen:
+                u = atom.args[0]
+                v = point.get(u) if u.is_Symbol else None
+                if v is None:
+                    v = sympy.N(u.xreplace(point), 15) if u.free_symbols else u
+                big = v.is_real and v.is_finite is not False and bool(abs(v) > EXP_ARGUMENT_LIMIT)
+                seen[atom] = (atom, v) if big else None
+            if seen[atom] is not None:
+                found = seen[atom]
+                break
+        per_expr[e] = found
+        return found
+
+    entries = [(f"start.{s}", e) for s, e in case.rho0.items()] + [("discount", case.gamma)]
+    det = case.policy_form == "deterministic"
+    for s in case.nonterminal:
+        if case.mu is not None and s in case.mu:
+            entries.append((f"policy.{s}", case.mu[s]))
+        for a, e in case.pi.get(s, {}).items():
+            entries.append((f"policy.{s}.{a}" if case.policy_form == "explicit" else f"policy.{s}", e))
+        for a in case.actions.get(s, ()):
+            for s2, e in case.P.get(s, {}).get(a, {}).items():
+                entries.append((f"transitions.{s}.{s2}" if det else f"transitions.{s}.{a}.{s2}", e))
+            for s2, e in case.r.get(s, {}).get(a, {}).items():
+                entries.append((case.reward_keys.get((s, a, s2), ("rewards", None))[0], e))
+    problems, said = [], set()
+    for key, e in entries:
+        hit = beyond(e)
+        if hit is None or key in said:
+            continue
+        said.add(key)
+        atom, v = hit
+        problems.append(Problem(
+            f"exp of a number beyond {EXP_ARGUMENT_LIMIT} in magnitude at the parameter point: {atom} is "
+            f"exp({sympy.N(v, 3)}), whose value would have more than 1000 digits", key=key, line=lines.get(key),
+            given=str(e), hint="Move the parameter point (docs/limits.md lists the limits)"))
+        if len(problems) >= 20:
+            break
+    return problems
+
+
 def check_at_point(case: Case, lines: Mapping[str, int | None] | None = None,
                    properness: bool = True) -> list[Problem]:
     """The checks that depend on the parameter point: entries in [0, 1], the discount, properness.
@@ -1200,7 +1266,9 @@ def check_at_point(case: Case, lines: Mapping[str, int | None] | None = None,
     from .graph import improper_states
 
     lines = case.lines if lines is None else lines
-    problems = []
+    problems = _exp_arguments_at_point(case, lines)
+    if problems:  # the checks below would evaluate those exponentials
+        return problems
 
     def value(e):
         return e.subs(case.point) if e.free_symbols else e
@@ -1266,7 +1334,8 @@ def check_at_point(case: Case, lines: Mapping[str, int | None] | None = None,
         return problems
     if problems or not properness:
         return problems
-    if case.horizon is None and sympy.nsimplify(value(case.gamma)) == 1:
+    g_at = value(case.gamma)  # exactly 1 (1 - 1e-60 is not; nsimplify called it 1)
+    if case.horizon is None and (g_at == 1 if g_at.is_Rational else g_at.equals(1) is True):
         bad = improper_states(case)
         if bad:
             shown = ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else "")

@@ -7,6 +7,7 @@ Errors from bad input are printed without a traceback.
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import click
@@ -207,25 +208,27 @@ def render_summary(res: Result, console: Console) -> None:
     console.rule(f"[bold]{res.case}[/]  {status}")
     if res.source:
         console.print(f"case file: {res.source}", markup=False)
-    point = ", ".join(f"{k} = {v}" for k, v in res.at.items()) or "(no parameters)"
+    point = ", ".join(f"{k} = {_exact_text(v, None)}" for k, v in res.at.items()) or "(no parameters)"
     console.print(f"at: {point}", markup=False)
     if res.objective.expression is not None:
-        console.print(f"J(theta) = {_shown(res, res.objective.expression, 'expression')}", markup=False)
+        console.print(f"J(theta) = {_expression_text(res, res.objective.expression, 'expression')}", markup=False)
     if res.objective.value is not None and len(res.objective.value) > EXPRESSION_LIMIT:
         value = f"{res.objective.digits} {_shown(res, res.objective.value, 'value')}"
     else:
-        value = res.objective.value if res.objective.value is not None else res.objective.digits
+        value = (_exact_text(res.objective.value, res.objective.digits) if res.objective.value is not None
+                 else _float_text(0.0, res.objective.digits, 50))
     if res.objective.bound is not None:
         console.print(f"J = {res.objective.float:.17g} +/- {res.objective.bound:.3g} (certified bound)", markup=False)
     else:
-        console.print(f"J = {value}  (~ {res.objective.float:.12g})", markup=False)
+        console.print(f"J = {value}  (~ {_float_text(res.objective.float, res.objective.digits, 12)})", markup=False)
     if res.mode == "symbolic":
         for p, q in res.gradient.items():
-            console.print(f"dJ/d{p} = {_shown(res, q.expression, 'expression')}", markup=False)
+            console.print(f"dJ/d{p} = {_expression_text(res, q.expression, 'expression')}", markup=False)
     long_values = any(q.value is not None and len(q.value) > 30 for q in res.gradient.values())
     if long_values:
         for p, q in res.gradient.items():
-            console.print(f"dJ/d{p} at the point = {_shown(res, q.value, 'value')}", markup=False)
+            console.print(f"dJ/d{p} at the point = {_shown(res, _exact_text(q.value, q.digits), 'value')}",
+                          markup=False)
     table = Table(title="gradient of J at the point")
     table.add_column("parameter")
     if not long_values:
@@ -238,7 +241,7 @@ def render_summary(res: Result, console: Console) -> None:
         shown = shown[:40]
     for p, q in shown:
         exact_cell = q.value if q.value is not None else (f"+/- {q.bound:.2g}" if q.bound is not None else "-")
-        cells = [p] + ([] if long_values else [exact_cell]) + [f"{q.float:.12g}"]
+        cells = [p] + ([] if long_values else [exact_cell]) + [_float_text(q.float, q.digits, 12)]
         for name in ("bellman", "trajectory", "occupancy"):
             m = res.methods.get(name)
             cells.append("not run" if m is None else "(directions)" if m[p] is None else f"{m[p]:.10g}")
@@ -436,9 +439,54 @@ def render_monte_carlo(res: Result, console: Console) -> None:
                       markup=False)
 
 
-def _short(value: str | None, number: float) -> str:
-    """The exact value when it is short, else the float."""
-    return value if value is not None and len(value) <= 24 else f"{number:.6g}"
+def _short(value: str | None, number: float, digits: str | None = None) -> str:
+    """The exact value when it is short, else the float (from the 50 digits where float64 under- or overflows)."""
+    return value if value is not None and len(value) <= 24 else _float_text(number, digits, 6)
+
+
+def _float_text(number: float, digits: str | None, sig: int) -> str:
+    """``number`` to ``sig`` digits; a value beyond float64's range (0.0 or inf for a non-zero
+    finite value) from its 50-digit decimal instead, in scientific form."""
+    if digits is not None and (number == 0.0 or number in (float("inf"), float("-inf"))):
+        import mpmath
+
+        with mpmath.workdps(60):
+            d = mpmath.mpf(digits)
+            if d != 0:
+                return mpmath.nstr(d, sig)
+    return f"{number:.{sig}g}"
+
+
+_LONG_NUMBER = re.compile(r"\d{%d,}" % 61)
+
+
+def _exact_text(value: str | None, digits: str | None) -> str | None:
+    """An exact value for the terminal: as computed, unless it holds a number of more than 60 digits;
+    then its 12 leading digits in scientific form and how long it is (``--json`` has it in full)."""
+    if value is None or not _LONG_NUMBER.search(value):
+        return value
+    if _RATIONAL.fullmatch(value):
+        import mpmath
+        from fractions import Fraction
+
+        f = Fraction(value)
+        with mpmath.workdps(20):
+            approx = "~" + mpmath.nstr(mpmath.mpf(f.numerator) / f.denominator, 12)
+    else:
+        approx = "~" + _float_text(0.0, digits, 12) if digits is not None else "an expression"
+    return f"{approx} (exact value of {len(value):,} characters, with numbers of more than 60 digits: --json prints it)"
+
+
+_RATIONAL = re.compile(r"-?\d+(/\d+)?")
+
+
+def _expression_text(res: Result, text: str | None, what: str) -> str:
+    """An expression for the terminal (:func:`_shown`), or a note where it holds numbers of more than 60 digits."""
+    if text is not None and _LONG_NUMBER.search(text):
+        longest = max(len(m) for m in re.findall(r"\d+", text))
+        return (f"({what} of {len(text):,} characters with numbers of up to {longest} digits, not shown here: "
+                "--json prints it)")
+    return _shown(res, text, what)
 
 
 def render_terms(res: Result, console: Console) -> None:
@@ -450,7 +498,7 @@ def render_terms(res: Result, console: Console) -> None:
     table.add_column("fate")
     for f, rep in res.terms.items():
         contrib = rep.contribution
-        shown = ", ".join(f"{p}: {_short(c['value'], c['float'])}" for p, c in list(contrib.items())[:4])
+        shown = ", ".join(f"{p}: {_short(c['value'], c['float'], c.get('digits'))}" for p, c in list(contrib.items())[:4])
         if len(contrib) > 4:
             nonzero = sum(1 for c in contrib.values() if not c["zero_at_point"])
             shown += f", ... ({nonzero} of {len(contrib)} non-zero)"
@@ -469,7 +517,7 @@ def render_terms(res: Result, console: Console) -> None:
             console.print(f"{f} vanishes in expectation: {rep.identity}", markup=False)
     missed = {p: q for p, q in res.score_function_misses.items() if q.float != 0.0 or (q.value not in (None, "0"))}
     if missed:
-        shown = ", ".join(f"{p}: {_short(q.value, q.float)}" for p, q in list(missed.items())[:4])
+        shown = ", ".join(f"{p}: {_short(q.value, q.float, q.digits)}" for p, q in list(missed.items())[:4])
         console.print(f"the score-function formula (policy family alone) misses: {shown}", markup=False)
 
 

@@ -35,6 +35,8 @@ FACTOR_TERMS = 400
 FACTOR_OPS = 400
 #: irrational values with fewer operations than this get the exact normal form cancel + radsimp
 NORMAL_OPS = 200
+#: Largest rational (in bits) in an expression that is still factored for printing
+FACTOR_BITS = 256
 #: the highest working precision (decimal digits) of the evaluation of a float
 MAX_DIGITS = 1200
 
@@ -93,7 +95,7 @@ def element_string(alg, x) -> tuple[str, sympy.Expr | None]:
     if element_terms(alg, x) <= FACTOR_TERMS or not isinstance(alg.domain, flintfield.FlintField):
         expr = alg.to_expr(x)
         try:
-            if sympy.count_ops(expr) < FACTOR_OPS:
+            if sympy.count_ops(expr) < FACTOR_OPS and _small_numbers(expr):
                 expr = sympy.factor(expr)
         except Exception:  # factoring is cosmetic; keep the unfactored form
             pass
@@ -103,6 +105,16 @@ def element_string(alg, x) -> tuple[str, sympy.Expr | None]:
     if x.d.is_one():
         return num, None
     return f"({num})/({_poly_string(x.d, names)})", None
+
+
+def _small_numbers(expr: sympy.Expr) -> bool:
+    """Every rational in ``expr`` has at most :data:`FACTOR_BITS` bits in numerator and denominator.
+
+    ``factor`` (Wang's algorithm) looks for primes beyond a bound on the coefficients: with a discount
+    of 1e-308 it spent 28 s in primality tests.  Factoring is cosmetic, so it is skipped there.
+    """
+    return all(abs(int(q.p)).bit_length() <= FACTOR_BITS and int(q.q).bit_length() <= FACTOR_BITS
+               for q in expr.atoms(sympy.Rational))
 
 
 def _algebraic(v: sympy.Expr) -> bool:

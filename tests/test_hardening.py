@@ -305,3 +305,108 @@ def test_a_dpg_disagreement_says_what_and_by_how_much(tmp_path, monkeypatch):
     assert ("disagreement: deterministic policy gradient vs dynamics + reward families on d/dk: "
             "|difference| = 0.001") in " ".join(r.output.split())
     assert "on d/dc" not in r.output
+
+
+# -- huge and tiny exact numbers: computed and printed in scientific form, or refused up front ----------
+def _case(name, old, new):
+    text = open(f"cases/{name}.yaml").read()
+    assert old in text
+    return text.replace(old, new)
+
+
+def test_a_discount_of_1e_minus_308_is_computed_and_printed_in_scientific_form(tmp_path):
+    """The short corridor at gamma = 10^-308 (exact): dJ/dp = 2.5e-925 at p = 1/2, far below float64.
+    The terminal shows it from its exact value in scientific form (the float column said 0, the policy
+    family was called "zero at this point"), and never prints a number of hundreds of digits."""
+    import re
+
+    import sympy
+
+    text = _case("short_corridor", "discount: 1\n", "discount: 1e-308\n")
+    data = json.loads(run(tmp_path, text, "--json").output)
+    assert data["gradient"]["p"]["float"] == 0.0 and data["gradient"]["p"]["value"] is None  # 1848 digits
+    # independent: the corridor's Bellman system (Sutton & Barto 2018, Example 13.1; S1 switched) by sympy
+    p, g = sympy.Symbol("p"), sympy.Rational(1, 10**308)
+    A = sympy.Matrix([[1 - g * (1 - p), -g * p, 0], [-g * p, 1, -g * (1 - p)], [0, -g * (1 - p), 1]])
+    V = A.LUsolve(sympy.Matrix([-1, -1, -1]))
+    want = sympy.diff(V[0], p).subs(p, sympy.Rational(1, 2))
+    assert sympy.N(want, 3) == sympy.Float("2.50e-925", 3)
+    r = run(tmp_path, text)
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.output.split())
+    assert not re.search(r"\d{61}", r.output)  # no number of more than 60 digits printed
+    assert "with numbers of up to" in out and "--json prints it" in out
+    assert "│ p │ - │ 2.5e-925 │" in out  # the float column, from the 50 digits
+    assert "p: 2.5e-925 │ remains" in out and "zero at this point" not in out
+
+
+def test_a_tiny_discount_does_not_send_factor_into_prime_searches():
+    """sympy.factor on polynomials with 300-digit coefficients spent 28 s in nextprime (the two-state
+    softmax at discount 1e-308); factoring is cosmetic and skipped beyond 256-bit numbers."""
+    import sympy
+
+    from pgverify.printing import FACTOR_BITS, _small_numbers
+
+    x = sympy.Symbol("x")
+    assert _small_numbers(x**2 / 3 + 2 ** FACTOR_BITS - 1)
+    assert not _small_numbers(x**2 + sympy.Rational(1, 10**308))
+
+
+def test_the_two_state_softmax_at_a_discount_of_1e_minus_308_is_checked(tmp_path):
+    text = _case("two_state_softmax", "discount: 9/10\n", "discount: 1e-308\n")
+    data = json.loads(run(tmp_path, text, "--json").output)
+    assert data["verified"] and data["proof"] == "symbolic"
+    # gamma ~ 0: J is the expected first reward, (1/2)(1/2 * 1) + (1/2)(1/2 * 2 - 1/2 * 1) = 1/2 at theta = phi = 0
+    assert abs(data["objective"]["float"] - 0.5) < 1e-15
+
+
+@pytest.mark.parametrize("name, old, new, atom", [
+    ("deterministic_policy", "  k: 1/2\n", "  k: 1e400\n", "exp(-k) is exp(-1.00E+400)"),
+    ("deterministic_policy", "  c: 1\n", "  c: 1e400\n", "exp(-2*c*k) is exp(-1.00E+400)"),
+    ("deterministic_policy", "  k: 1/2\n", "  k: exp(1000)\n", "exp(-k) is exp(-1.97E+434)"),
+    ("two_state_softmax", "  theta: 0 ", "  theta: 1e400 ", "exp(theta) is exp(1.00E+400)"),
+    ("two_state_softmax", "  theta: 0 ", "  theta: exp(1000) ", "exp(theta) is exp(1.97E+434)"),
+])
+def test_exp_of_a_huge_argument_at_the_point_is_refused_up_front(tmp_path, name, old, new, atom):
+    """A parameter of 1e400 in sigmoid(a) took 44 s in sympy's evaluation of exp(-10^400); the literal
+    exp(1e400) was already refused (2303 = 1000 ln 10): the same limit holds at the parameter point."""
+    import time
+
+    t0 = time.perf_counter()
+    r = run(tmp_path, _case(name, old, new))
+    assert r.exit_code == 2, r.output
+    out = " ".join(r.output.split())
+    assert f"exp of a number beyond 2303 in magnitude at the parameter point: {atom}" in out
+    assert time.perf_counter() - t0 < 10
+
+
+def test_exp_at_the_limit_is_computed(tmp_path):
+    """sigmoid(2300 k) at k = 1: exp(-2300) is within the limit; J = sigmoid(2300) to 50 digits."""
+    import mpmath
+
+    r = run(tmp_path, case_text(X="sigmoid(2300*k)", Y="1 - sigmoid(2300*k)", params="{k: 1}"), "--json")
+    assert r.exit_code == 0, r.output
+    res = pgverify.check(tmp_path / "case.yaml")
+    with mpmath.workdps(60):
+        want = 1 / (1 + mpmath.exp(-2300))
+        assert abs(mpmath.mpf(res.objective.digits) - want) < mpmath.mpf(10) ** -45
+
+
+def test_sigmoid_of_a_tiny_multiple_of_the_action_is_computed(tmp_path):
+    """sigmoid(1e-60 a) overflowed in fmpz_pow_fmpz; the success probability is 1/2 + a 1e-60 / 4 + ..."""
+    text = _case("deterministic_policy", "S0: {S1: sigmoid(a), fail: 1 - sigmoid(a)}",
+                 "S0: {S1: sigmoid(1e-60*a), fail: 1 - sigmoid(1e-60*a)}")
+    r = run(tmp_path, text, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["verified"]
+
+
+def test_a_discount_just_below_one_is_not_taken_for_one(tmp_path):
+    """gamma = 1 - 10^-60 on a cycle without a terminal state: the return is defined (J = 1/4 / (1 - gamma)
+    ... here the discounted sum), and the properness test for gamma = 1 (which nsimplify applied) does not."""
+    text = ("name: loop\nparameters: {p: 1/2}\nstates: [S, T]\nactions: [x, y]\nstart: S\n"
+            "discount: 1 - 1/10**60\npolicy: {S: {x: p, y: 1 - p}, T: {x: p, y: 1 - p}}\n"
+            "transitions: {S: {x: T, y: S}, T: {x: S, y: T}}\nrewards: {S: {x: 1}}\n")
+    r = run(tmp_path, text, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["verified"]
