@@ -176,16 +176,28 @@ def case_from_yaml(text: str, *, source: str | None = None) -> Case:
         return _Builder(root, source).build()
 
 
+#: Deepest nesting of YAML collections read (a case file needs about 6 levels); libyaml stops at
+#: 1000 and PyYAML's pure-Python composer recursed until a RecursionError traceback.
+MAX_YAML_DEPTH = 100
+#: Most nodes that YAML aliases may add to a file by repeating what they refer to: a "billion laughs"
+#: file of a few hundred bytes expands to 10**9 nodes.
+MAX_ALIAS_NODES = 1_000_000
+
+
 def _compose(text: str, source) -> Node | None:
     """The located tree of the YAML text: PyYAML's C parser where available, else the Python one.
 
-    Any YAML error is reported as the pure-Python parser words it (the messages the
-    documentation shows), by composing the text once more with it.
+    Both go through the same event loop (:func:`_compose_events`, no recursion), which refuses a
+    nesting deeper than :data:`MAX_YAML_DEPTH`, aliases that add more than :data:`MAX_ALIAS_NODES`
+    nodes, and an alias inside the node it names.  Any other YAML error is reported as the
+    pure-Python composer words it (the messages the documentation shows), by composing the text once
+    more with it: the nesting and the aliases are within the limits by then.
     """
-    loader = getattr(yaml, "CSafeLoader", None)
-    if loader is not None:
+    for loader in (getattr(yaml, "CSafeLoader", None), yaml.SafeLoader):
+        if loader is None:
+            continue
         try:
-            return _compose_events(text, loader)
+            return _compose_events(text, loader, source)
         except yaml.YAMLError:
             pass
     try:
@@ -197,24 +209,26 @@ def _compose(text: str, source) -> Node | None:
         raise CaseFileError([Problem(msg, line=line, hint="Fix the YAML syntax")], path=source) from None
     except yaml.YAMLError as exc:
         raise CaseFileError([Problem(f"not valid YAML: {exc}")], path=source) from None
+    except RecursionError:  # not expected: the event loop refused deep nesting already
+        raise CaseFileError([Problem(f"not valid YAML, nested too deeply (the limit is {MAX_YAML_DEPTH} "
+                                     "levels)")], path=source) from None
     if tree is None:
         return None
-    try:
-        return _from_yaml_node(tree)
-    except RecursionError:
-        raise CaseFileError([Problem("a YAML alias refers to a node that contains it (or the nesting is too "
-                                     "deep)", hint="Remove the alias")], path=source) from None
+    raise CaseFileError([Problem("not valid YAML: the parser's events and its composer disagree",
+                                 hint="Report this file to pgverify's maintainers")], path=source)
 
 
 _NO_KEY = object()
 
 
-def _compose_events(text: str, loader) -> Node | None:
+def _compose_events(text: str, loader, source=None) -> Node | None:
     """Nodes straight from the parser's events (as ``yaml.compose`` builds its nodes, without them).
 
     Raises a ``yaml.YAMLError`` for anything the composer would refuse (several documents,
-    an undefined or duplicate anchor, an alias inside the node it names), so that the
-    caller reports it with the Python parser's words.
+    an undefined or duplicate anchor), so that the caller reports it with the Python parser's
+    words; a :class:`CaseFileError` for what is beyond pgverify's limits (nesting deeper than
+    :data:`MAX_YAML_DEPTH`, aliases adding more than :data:`MAX_ALIAS_NODES` nodes) and for an
+    alias inside the node it names (a recursive structure, which no case can be).
     """
     resolve = yaml.resolver.Resolver().resolve
     tags: dict = {}
@@ -223,6 +237,8 @@ def _compose_events(text: str, loader) -> Node | None:
     anchors: dict = {}
     open_nodes: set = set()
     documents = 0
+    sizes: dict = {}  # id(anchored node) -> its number of nodes, aliases expanded (once it is complete)
+    added = 0  # nodes added by aliases
     scalar_event, alias_event = yaml.ScalarEvent, yaml.AliasEvent
     map_start, seq_start = yaml.MappingStartEvent, yaml.SequenceStartEvent
     ends = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
@@ -243,11 +259,28 @@ def _compose_events(text: str, loader) -> Node | None:
             node = Node("map" if kind is map_start else "seq", [], event.start_mark.line + 1)
         elif kind is alias_event:
             node = anchors.get(event.anchor)
-            if node is None or id(node) in open_nodes:
+            if node is None:
                 raise yaml.composer.ComposerError(None, None, "alias", event.start_mark)
+            if id(node) in open_nodes:
+                raise CaseFileError([Problem(
+                    f"the YAML alias *{event.anchor} is inside the node it refers to (a recursive structure)",
+                    line=event.start_mark.line + 1, given=f"*{event.anchor}"[:200],
+                    hint="Remove the alias, or refer to a node outside it")], path=source)
+            added += sizes[id(node)]
+            if added > MAX_ALIAS_NODES:
+                raise CaseFileError([Problem(
+                    f"YAML aliases expand to more than {MAX_ALIAS_NODES:,} nodes (the limit on what aliases may "
+                    f"add; an alias bomb such as 'billion laughs' adds billions)", line=event.start_mark.line + 1,
+                    given=f"*{event.anchor}"[:200], hint="Write the repeated parts out, or use fewer aliases")],
+                    path=source)
         elif kind in ends:
-            node = stack.pop()[0]
+            entry = stack.pop()
+            node = entry[0]
             open_nodes.discard(id(node))
+            if id(node) in sizes:
+                sizes[id(node)] = entry[2]
+            if stack:
+                stack[-1][2] += entry[2]
             continue
         elif kind is yaml.DocumentStartEvent:
             documents += 1
@@ -261,6 +294,8 @@ def _compose_events(text: str, loader) -> Node | None:
             if anchor in anchors:
                 raise yaml.composer.ComposerError(None, None, "duplicate anchor", event.start_mark)
             anchors[anchor] = node
+            sizes[id(node)] = 1  # a scalar's size; a collection's when it ends
+        size = sizes[id(node)] if kind is alias_event else 1
         if not stack:
             root = node
         else:
@@ -274,8 +309,14 @@ def _compose_events(text: str, loader) -> Node | None:
                 parent.value.append((top[1], node))
                 top[1] = _NO_KEY
         if kind is map_start or kind is seq_start:
-            stack.append([node, _NO_KEY])
+            if len(stack) >= MAX_YAML_DEPTH:
+                raise CaseFileError([Problem(
+                    f"YAML nested more than {MAX_YAML_DEPTH} levels deep (the limit; a case file needs about 6)",
+                    line=event.start_mark.line + 1, hint="Flatten the structure")], path=source)
+            stack.append([node, _NO_KEY, 1])
             open_nodes.add(id(node))
+        elif stack:
+            stack[-1][2] += size
     return root
 
 

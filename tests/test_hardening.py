@@ -410,3 +410,71 @@ def test_a_discount_just_below_one_is_not_taken_for_one(tmp_path):
     r = run(tmp_path, text, "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["verified"]
+
+
+# -- YAML: alias bombs, deep nesting and recursive aliases, with the C and the pure-Python parser -------
+def _laughs(levels=9, width=9, name="lol"):
+    """A 'billion laughs' block: each level an alias list of the level below; width**levels nodes."""
+    out = f"x_{name}0: &{name}0 [{', '.join(['lol'] * width)}]\n"
+    for i in range(1, levels + 1):
+        out += f"x_{name}{i}: &{name}{i} [{', '.join([f'*{name}{i - 1}'] * width)}]\n"
+    return out
+
+
+YAML_BOMBS = {
+    "laughs-in-unknown-fields": open("cases/short_corridor.yaml").read() + _laughs(),
+    "laughs-as-the-states": open("cases/short_corridor.yaml").read().replace(
+        "states: [S0, S1, S2, G]", _laughs(name="s") + "states: *s9"),
+    "deep-flow-sequence": open("cases/short_corridor.yaml").read().replace(
+        "states: [S0, S1, S2, G]", "states: " + "[" * 5000 + "]" * 5000),
+    "deep-flow-mapping": open("cases/short_corridor.yaml").read() + "x: " + "{a: " * 3000 + "1" + "}" * 3000 + "\n",
+    "deep-block-mapping": open("cases/short_corridor.yaml").read() + "x:\n" + "".join(
+        " " * (i + 1) + "a:\n" for i in range(2000)) + " " * 2001 + "1\n",
+    "recursive-sequence": open("cases/short_corridor.yaml").read().replace(
+        "states: [S0, S1, S2, G]", "states: &r [S0, S1, S2, G, *r]"),
+    "recursive-mapping": open("cases/short_corridor.yaml").read().replace(
+        "rewards:\n  default: -1", "rewards: &r\n  default: -1\n  S0: *r"),
+}
+YAML_MESSAGES = {
+    "laughs": "YAML aliases expand to more than 1,000,000 nodes (the limit on what aliases may add",
+    "deep": "YAML nested more than 100 levels deep (the limit; a case file needs about 6)",
+    "recursive": "the YAML alias *r is inside the node it refers to (a recursive structure)",
+}
+
+
+@pytest.mark.parametrize("parser", ["C", "pure-Python"])
+@pytest.mark.parametrize("kind", sorted(YAML_BOMBS))
+def test_yaml_bombs_and_deep_nesting_are_refused_quickly_with_the_limit(tmp_path, monkeypatch, parser, kind):
+    """The issue's alias bomb and a few thousand levels of nesting: exit 2 with the limit named, within
+    seconds and without a traceback, with libyaml (CSafeLoader) and with PyYAML's pure-Python parser
+    (whose composer recursed into a RecursionError and expanded aliases into 10^9 nodes)."""
+    import time
+
+    import yaml
+
+    if parser == "pure-Python":
+        monkeypatch.delattr(yaml, "CSafeLoader", raising=False)
+    elif not hasattr(yaml, "CSafeLoader"):
+        pytest.skip("PyYAML without libyaml")
+    t0 = time.perf_counter()
+    r = run(tmp_path, YAML_BOMBS[kind])
+    assert time.perf_counter() - t0 < 10
+    assert r.exit_code == 2, r.output
+    assert YAML_MESSAGES[kind.split("-")[0]] in " ".join(r.output.split())
+
+
+def test_aliases_within_the_limit_are_read_as_written(tmp_path, monkeypatch):
+    """An anchored row used for three states: the same case as the file written out, with both parsers."""
+    import yaml
+
+    plain = pgverify.load_case("cases/short_corridor.yaml")
+    text = open("cases/short_corridor.yaml").read().replace(
+        "  S0: {left: 1 - p, right: p}\n  S1: {left: 1 - p, right: p}\n  S2: {left: 1 - p, right: p}\n",
+        "  S0: &row {left: 1 - p, right: p}\n  S1: *row\n  S2: *row\n")
+    path = tmp_path / "aliased.yaml"
+    path.write_text(text)
+    for drop_c in (False, True):
+        if drop_c:
+            monkeypatch.delattr(yaml, "CSafeLoader", raising=False)
+        case = pgverify.load_case(path)
+        assert case.pi == plain.pi and case.P == plain.P
