@@ -19,7 +19,7 @@ from . import __version__
 from .casefile import load_case
 from .check import EXPRESSION_LIMIT, Result, check
 from .montecarlo.estimators import ESTIMATORS
-from .cliutil import EXIT_INPUT, emit
+from .cliutil import EXIT_INPUT, check_output, emit
 from .cliutil import fail as _fail
 from .errors import PgVerifyError
 
@@ -191,6 +191,7 @@ def derive_command(case, fmt, output, at, force_symbolic, force_point):
         _fail("--symbolic and --at-point exclude each other")
     mode = "symbolic" if force_symbolic else "at-point" if force_point else "auto"
     at_values = _parse_at(at)
+    check_output(output)  # before any work: no folder is created
     try:
         loaded = load_case(case)
         if at_values:

@@ -478,3 +478,37 @@ def test_aliases_within_the_limit_are_read_as_written(tmp_path, monkeypatch):
             monkeypatch.delattr(yaml, "CSafeLoader", raising=False)
         case = pgverify.load_case(path)
         assert case.pi == plain.pi and case.P == plain.P
+
+
+# -- output paths: one behaviour for every command that writes -------------------------------------
+@pytest.mark.parametrize("command", [
+    ["derive", "cases/short_corridor.yaml"],
+    ["derive", "cases/short_corridor.yaml", "--format", "latex"],
+    ["export", "cases/short_corridor.yaml"],
+    ["show", "cases/short_corridor.yaml"],
+    ["show", "cases/short_corridor.yaml", "--format", "png"],
+    ["import", "gymnasium", "FrozenLake-v1", "--map", "4x4"],
+])
+def test_every_command_refuses_a_missing_output_folder_and_leaves_nothing(tmp_path, command):
+    """import -o created missing folders while derive, export and show refused them after the work:
+    now every command refuses before any work, with one message, and creates nothing."""
+    target = tmp_path / "new" / "deeper" / "out.txt"
+    r = CliRunner().invoke(main, [*command, "-o", str(target)])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    folder = tmp_path / "new" / "deeper"
+    assert r.stderr == (f"pgverify: error: cannot write {target}: the folder {folder} does not exist; pgverify "
+                        f"creates no folders (make it first: mkdir -p {folder})\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_case_creates_no_folder(tmp_path):
+    from pgverify.importers.writer import write_case
+
+    data = {"name": "coin", "parameters": {"p": "1/3"}, "states": ["S", "G"], "terminal": ["G"],
+            "actions": ["stop", "go"], "start": "S", "policy": {"S": {"stop": "1 - p", "go": "p"}},
+            "transitions": {"S": {"stop": "G", "go": "G"}}, "rewards": {"S": {"go": 1}}}
+    with pytest.raises(pgverify.UsageError, match="does not exist; pgverify creates no folders"):
+        write_case(data, tmp_path / "missing" / "coin.yaml")
+    assert list(tmp_path.iterdir()) == []
+    write_case(data, tmp_path / "coin.yaml")
+    assert pgverify.load_case(tmp_path / "coin.yaml").name == "coin"
