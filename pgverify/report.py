@@ -8,6 +8,8 @@ from __future__ import annotations
 import sympy
 
 from .derivation import Derivation
+from .texlayout import LINE_CHARS, PREAMBLE, broken_lines, tex_escape, width
+from .texlayout import latex as tex_latex
 
 __all__ = ["render", "FORMATS"]
 
@@ -42,7 +44,7 @@ def _lhs_text(lhs):
 
 
 def _lhs_latex(lhs):
-    return lhs[1] if isinstance(lhs, tuple) else sympy.latex(lhs)
+    return lhs[1] if isinstance(lhs, tuple) else tex_latex(lhs)
 
 
 class TextWriter(_Writer):
@@ -101,17 +103,28 @@ class MarkdownWriter(TextWriter):
 
 
 def _tex_escape(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
-                 ("$", r"\$"), ("{", r"\{"), ("}", r"\}"), ("^", r"\^{}"), ("~", r"\~{}")):
-        text = text.replace(a, b)
-    return text
+    return tex_escape(text)
+
+
+class _Escaped(str):
+    """Text that is LaTeX already (a table does not escape it again)."""
+
+
+class _MathCell(_Escaped):
+    """A table cell in math mode (``$...$``) that remembers its expression, so that a cell too wide
+    for its column can be moved below the table as a displayed, broken equation."""
+
+    expr = None
 
 
 class LatexWriter(_Writer):
+    """A LaTeX document (:mod:`pgverify.texlayout`: escaped names, T1 and utf8, long formulas broken)."""
+
     def __init__(self):
         super().__init__()
-        self.parts += [r"\documentclass{article}", r"\usepackage{amsmath}",
-                       r"\allowdisplaybreaks", r"\begin{document}"]
+        self.parts += [*PREAMBLE, r"\begin{document}"]
+        self._fractions = [0]  # numbers the N_k / D_k of long fractions
+        self._moved = 0  # numbers the cells moved below their table
 
     def heading(self, level, title):
         cmd = {1: "section*", 2: "subsection*"}.get(level, "subsubsection*")
@@ -122,22 +135,45 @@ class LatexWriter(_Writer):
 
     def equations(self, pairs):
         self.parts += ["", r"\begin{align*}"]
-        lines = [f"{_lhs_latex(lhs)} &= {sympy.latex(rhs)}" for lhs, rhs in pairs]
+        lines = []
+        for lhs, rhs in pairs:
+            lines += broken_lines(_lhs_latex(lhs), rhs, self._fractions)
         self.parts.append(" \\\\\n".join(lines))
         self.parts.append(r"\end{align*}")
 
     def formula(self, text, latex):
-        self.parts += ["", r"\[ " + latex + r" \]"]
+        self.parts += ["", r"\begin{multline*}", latex.replace(r" + \text{", r" \\ + \text{"),
+                       r"\end{multline*}"]
 
     def table(self, headers, rows):
-        self.parts += ["", r"\begin{tabular}{" + "l" * len(headers) + "}",
-                       " & ".join(_tex_escape(str(h)) for h in headers) + r" \\ \hline"]
-        self.parts += [" & ".join(c if str(c).startswith("$") else _tex_escape(str(c)) for c in r) + r" \\"
-                       for r in rows]
-        self.parts.append(r"\end{tabular}")
+        n = len(headers)
+        budget = LINE_CHARS / n - 2  # characters of one column
+        moved = []
+        cells = []
+        for r in rows:
+            out = []
+            for c in r:
+                if isinstance(c, _MathCell) and c.expr is not None and width(c[1:-1]) > budget:
+                    self._moved += 1
+                    moved.append((f"({self._moved})", c.expr))
+                    out.append(f"see ({self._moved}) below")
+                else:
+                    out.append(c if isinstance(c, _Escaped) or str(c).startswith("$") else _tex_escape(str(c)))
+            cells.append(out)
+        col = rf">{{\raggedright\arraybackslash}}p{{\dimexpr(\linewidth-{2 * n}\tabcolsep)/{n}\relax}}"
+        self.parts += ["", r"\begin{longtable}{" + col * n + "}",
+                       " & ".join(_tex_escape(str(h)) for h in headers) + r" \\ \hline", r"\endhead"]
+        self.parts += [" & ".join(r) + r" \\" for r in cells]
+        self.parts.append(r"\end{longtable}")
+        if moved:
+            self.equations([((label, r"\text{" + label + "}"), e) for label, e in moved])
 
     def value(self, x):
-        return f"${sympy.latex(x)}$" if isinstance(x, sympy.Basic) else _tex_escape(str(x))
+        if isinstance(x, sympy.Basic):
+            cell = _MathCell(f"${tex_latex(x)}$")
+            cell.expr = x
+            return cell
+        return _Escaped(_tex_escape(str(x)))
 
     def expr(self, q):
         return q.sympy_expression if q.expression is not None else None
