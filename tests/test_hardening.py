@@ -512,3 +512,15 @@ def test_write_case_creates_no_folder(tmp_path):
     assert list(tmp_path.iterdir()) == []
     write_case(data, tmp_path / "coin.yaml")
     assert pgverify.load_case(tmp_path / "coin.yaml").name == "coin"
+
+
+def test_exp_of_a_huge_multiple_is_refused_not_an_overflow_in_the_sum_check(tmp_path):
+    """The mutation fuzzer's find (seeds 552 and 953 of tests/fuzz/test_mutations.py): sigmoid(1e400*a)
+    made sympy's cancel read exp(1e400*a) as a power of degree 10^400 (fmpz_pow_fmpz: exponent too
+    large, a traceback).  The symbolic proof of the row sum gives up; the exact tests refuse the case."""
+    text = _case("deterministic_policy", "S1: {goal: sigmoid(2*a), fail: 1 - sigmoid(2*a)}",
+                 "S1: {goal: sigmoid(2*a), fail: 1 - sigmoid(1e400*a)}")
+    r = run(tmp_path, text)
+    assert r.exit_code == 2, r.output
+    out = " ".join(r.output.split())
+    assert "exp of a number beyond 2303 in magnitude at the parameter point: exp(-1.000e+400*c*k)" in out
