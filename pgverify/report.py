@@ -102,8 +102,8 @@ class MarkdownWriter(TextWriter):
         return q.sympy_expression if q.expression is not None else None
 
 
-def _tex_escape(text: str) -> str:
-    return tex_escape(text)
+def _tex_escape(text: str, breaks: bool = True) -> str:
+    return tex_escape(text, breaks)
 
 
 class _Escaped(str):
@@ -234,8 +234,8 @@ def _families(w, d: Derivation) -> None:
                + (" (log-derivatives):" if f in ("start", "policy", "dynamics") else ":"))
         log = "log " if f in ("start", "policy", "dynamics") else ""
         w.equations([((f"d/d{p} {log}{place}",
-                       rf"\frac{{\partial}}{{\partial \texttt{{{_tex_escape(p)}}}}} {log.strip() and chr(92) + 'log '}"
-                       rf"\texttt{{{_tex_escape(place)}}}"), expr) for place, p, expr in items[:8]])
+                       rf"\frac{{\partial}}{{\partial \texttt{{{_tex_escape(p, False)}}}}} {log.strip() and chr(92) + 'log '}"
+                       rf"\texttt{{{_tex_escape(place, False)}}}"), expr) for place, p, expr in items[:8]])
         if rep.identity:
             w.para(f"Yet its contribution to grad J is identically zero: {rep.identity}.")
     missed = {p: q for p, q in res.score_function_misses.items() if q.float != 0.0}

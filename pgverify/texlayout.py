@@ -46,11 +46,13 @@ def _char(c: str) -> str:
     return f"<U+{o:04X}>"
 
 
-def tex_escape(text: str) -> str:
+def tex_escape(text: str, breaks: bool = True) -> str:
     """``text`` for LaTeX's text mode: special characters escaped, characters T1 lacks as ``<U+XXXX>``,
-    and break points after operators in long runs without spaces (expressions printed as text)."""
+    and (``breaks``) break points after operators in long runs without spaces (expressions printed
+    as text in a paragraph; not in formulas, where a line does not break anyway)."""
     text = "".join(_char(c) for c in text)
-    text = _LONG_RUN.sub(lambda m: _BREAK_AFTER.sub(lambda b: b.group(1) + "\x00", m.group(0)), text)
+    if breaks:
+        text = _LONG_RUN.sub(lambda m: _BREAK_AFTER.sub(lambda b: b.group(1) + "\x00", m.group(0)), text)
     for a, b in _SPECIALS:
         text = text.replace(a, b)
     return text.replace("\x00", r"\allowbreak{}")
@@ -64,7 +66,7 @@ def latex(expr) -> str:
     ``theta``, ``S0``, ``theta_1``) set as escaped text (a state ``Départ`` becomes ``\\text{Départ}``)."""
     if not isinstance(expr, sympy.Basic):
         return tex_escape(str(expr))
-    names = {s: r"\text{" + tex_escape(s.name) + "}" for s in expr.atoms(sympy.Symbol)
+    names = {s: r"\text{" + tex_escape(s.name, breaks=False) + "}" for s in expr.atoms(sympy.Symbol)
              if not _PLAIN_NAME.match(s.name)}
     return sympy.latex(expr, symbol_names=names) if names else sympy.latex(expr)
 
