@@ -524,3 +524,19 @@ def test_exp_of_a_huge_multiple_is_refused_not_an_overflow_in_the_sum_check(tmp_
     assert r.exit_code == 2, r.output
     out = " ".join(r.output.split())
     assert "exp of a number beyond 2303 in magnitude at the parameter point: exp(-1.000e+400*c*k)" in out
+
+
+def test_a_trajectory_tail_bound_below_float64_is_rounded_up_not_to_zero():
+    """At a discount of 1e-308 the cut trajectory sum's tail is about 1e-4928: the bound said '|J| <= 0'
+    (float() rounds to nearest); a bound is rounded up, to the smallest subnormal 2^-1074."""
+    import mpmath
+
+    from pgverify.engines.trajectory import _float_up
+
+    assert _float_up(mpmath.mpf("1e-4928")) == 2.0**-1074
+    third = mpmath.mpf(1) / 3
+    assert _float_up(third) >= third and _float_up(third) - third < 2.0**-53
+    text = _case("short_corridor", "discount: 1\n", "discount: 1e-308\n")
+    case = pgverify.Case.from_dict(__import__("yaml").safe_load(text))
+    res = pgverify.check(case)
+    assert res.verified and 0 < res.truncation["trajectory"]["bound"]["J"] <= 1e-320
