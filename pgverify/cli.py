@@ -18,6 +18,9 @@ from rich.table import Table
 from . import __version__
 from .casefile import load_case
 from .check import EXPRESSION_LIMIT, Result, check
+from .printing import LONG_NUMBER as _LONG_NUMBER
+from .printing import float_text as _float_text
+from .printing import short_exact as _exact_text
 from .montecarlo.estimators import ESTIMATORS
 from .cliutil import EXIT_INPUT, check_output, emit
 from .cliutil import fail as _fail
@@ -443,42 +446,6 @@ def render_monte_carlo(res: Result, console: Console) -> None:
 def _short(value: str | None, number: float, digits: str | None = None) -> str:
     """The exact value when it is short, else the float (from the 50 digits where float64 under- or overflows)."""
     return value if value is not None and len(value) <= 24 else _float_text(number, digits, 6)
-
-
-def _float_text(number: float, digits: str | None, sig: int) -> str:
-    """``number`` to ``sig`` digits; a value beyond float64's range (0.0 or inf for a non-zero
-    finite value) from its 50-digit decimal instead, in scientific form."""
-    if digits is not None and (number == 0.0 or number in (float("inf"), float("-inf"))):
-        import mpmath
-
-        with mpmath.workdps(60):
-            d = mpmath.mpf(digits)
-            if d != 0:
-                return mpmath.nstr(d, sig)
-    return f"{number:.{sig}g}"
-
-
-_LONG_NUMBER = re.compile(r"\d{%d,}" % 61)
-
-
-def _exact_text(value: str | None, digits: str | None) -> str | None:
-    """An exact value for the terminal: as computed, unless it holds a number of more than 60 digits;
-    then its 12 leading digits in scientific form and how long it is (``--json`` has it in full)."""
-    if value is None or not _LONG_NUMBER.search(value):
-        return value
-    if _RATIONAL.fullmatch(value):
-        import mpmath
-        from fractions import Fraction
-
-        f = Fraction(value)
-        with mpmath.workdps(20):
-            approx = "~" + mpmath.nstr(mpmath.mpf(f.numerator) / f.denominator, 12)
-    else:
-        approx = "~" + _float_text(0.0, digits, 12) if digits is not None else "an expression"
-    return f"{approx} (exact value of {len(value):,} characters, with numbers of more than 60 digits: --json prints it)"
-
-
-_RATIONAL = re.compile(r"-?\d+(/\d+)?")
 
 
 def _expression_text(res: Result, text: str | None, what: str) -> str:

@@ -27,7 +27,7 @@ from sympy.core.evalf import PrecisionExhausted
 from . import flintfield
 
 __all__ = ["FACTOR_TERMS", "FACTOR_OPS", "element_string", "element_terms", "exact_normal", "exact_float",
-           "omit_long", "omitted_note"]
+           "omit_long", "omitted_note", "float_text", "short_exact", "LONG_NUMBER"]
 
 #: at most this many terms (numerator plus denominator) and a sympy expression is built and factored
 FACTOR_TERMS = 400
@@ -191,3 +191,42 @@ def omit_long(d: dict, limit: int | None) -> dict:
             out[key] = None
             out[f"{key}_omitted"] = omitted_note(len(s), key)
     return out
+
+
+def float_text(number: float, digits: str | None, sig: int) -> str:
+    """``number`` to ``sig`` digits; a value beyond float64's range (0.0 or inf for a non-zero
+    finite value) from its 50-digit decimal instead, in scientific form."""
+    if digits is not None and (number == 0.0 or number in (float("inf"), float("-inf"))):
+        import mpmath
+
+        with mpmath.workdps(60):
+            d = mpmath.mpf(digits)
+            if d != 0:
+                return mpmath.nstr(d, sig)
+    return f"{number:.{sig}g}"
+
+
+LONG_NUMBER = re.compile(r"\d{%d,}" % 61)
+
+
+def short_exact(value: str | None, digits: str | None) -> str | None:
+    """An exact value for a reader: as computed, unless it holds a number of more than 60 digits;
+    then its 12 leading digits in scientific form and how long it is (``--json`` has it in full).
+    Used by the terminal summary and the derivation's text (formatting only: the value is not changed
+    anywhere it is stored)."""
+    if value is None or not LONG_NUMBER.search(value):
+        return value
+    if _RATIONAL_TEXT.fullmatch(value):
+        import mpmath
+        from fractions import Fraction
+
+        f = Fraction(value)
+        with mpmath.workdps(20):
+            approx = "~" + mpmath.nstr(mpmath.mpf(f.numerator) / f.denominator, 12)
+    else:
+        approx = "~" + float_text(0.0, digits, 12) if digits is not None else "an expression"
+    return (f"{approx} (exact value of {len(value):,} characters, with numbers of more than 60 digits: "
+            "pgverify check --json prints it)")
+
+
+_RATIONAL_TEXT = re.compile(r"-?\d+(/\d+)?")

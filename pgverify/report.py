@@ -8,6 +8,7 @@ from __future__ import annotations
 import sympy
 
 from .derivation import Derivation
+from .printing import short_exact
 from .texlayout import LINE_CHARS, PREAMBLE, broken_lines, tex_escape, width
 from .texlayout import latex as tex_latex
 
@@ -190,9 +191,9 @@ def _intro(w, d: Derivation) -> None:
     w.heading(w.level, f"The policy gradient of {case.name}")
     if case.description:
         w.para(case.description)
-    at = ", ".join(f"{k} = {x}" for k, x in res.at.items()) or "no parameters"
+    at = ", ".join(f"{k} = {short_exact(x, None)}" for k, x in res.at.items()) or "no parameters"
     w.para(f"Parameters theta = ({', '.join(res.parameters)}), checked at {at}. Policy form: {case.policy_form}; "
-           f"discount gamma = {case.gamma}; " + (f"horizon {case.horizon}." if case.horizon else "no horizon."))
+           f"discount gamma = {short_exact(str(case.gamma), None)}; " + (f"horizon {case.horizon}." if case.horizon else "no horizon."))
 
 
 def _objective(w, d: Derivation) -> None:
@@ -209,7 +210,7 @@ def _objective(w, d: Derivation) -> None:
     if expr is not None:
         w.para("Solved exactly:")
         w.equations([(sympy.Symbol("J"), expr)])
-    w.para(f"At the point: J = {res.objective.value if res.objective.value is not None else res.objective.digits}"
+    w.para(f"At the point: J = {short_exact(res.objective.value, res.objective.digits) if res.objective.value is not None else res.objective.digits}"
            f" (about {res.objective.float:.12g}).")
 
 
