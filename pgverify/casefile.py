@@ -238,6 +238,8 @@ def _compose_events(text: str, loader, source=None) -> Node | None:
     open_nodes: set = set()
     documents = 0
     sizes: dict = {}  # id(anchored node) -> its number of nodes, aliases expanded (once it is complete)
+    starts: dict = {}  # id(anchored collection still open) -> the node count before it
+    count = 0  # nodes so far, aliases expanded
     added = 0  # nodes added by aliases
     scalar_event, alias_event = yaml.ScalarEvent, yaml.AliasEvent
     map_start, seq_start = yaml.MappingStartEvent, yaml.SequenceStartEvent
@@ -267,6 +269,7 @@ def _compose_events(text: str, loader, source=None) -> Node | None:
                     line=event.start_mark.line + 1, given=f"*{event.anchor}"[:200],
                     hint="Remove the alias, or refer to a node outside it")], path=source)
             added += sizes[id(node)]
+            count += sizes[id(node)]
             if added > MAX_ALIAS_NODES:
                 raise CaseFileError([Problem(
                     f"YAML aliases expand to more than {MAX_ALIAS_NODES:,} nodes (the limit on what aliases may "
@@ -274,13 +277,12 @@ def _compose_events(text: str, loader, source=None) -> Node | None:
                     given=f"*{event.anchor}"[:200], hint="Write the repeated parts out, or use fewer aliases")],
                     path=source)
         elif kind in ends:
-            entry = stack.pop()
-            node = entry[0]
+            node = stack.pop()[0]
             open_nodes.discard(id(node))
-            if id(node) in sizes:
-                sizes[id(node)] = entry[2]
-            if stack:
-                stack[-1][2] += entry[2]
+            if starts:
+                start = starts.pop(id(node), None)
+                if start is not None:
+                    sizes[id(node)] = count - start
             continue
         elif kind is yaml.DocumentStartEvent:
             documents += 1
@@ -294,8 +296,12 @@ def _compose_events(text: str, loader, source=None) -> Node | None:
             if anchor in anchors:
                 raise yaml.composer.ComposerError(None, None, "duplicate anchor", event.start_mark)
             anchors[anchor] = node
-            sizes[id(node)] = 1  # a scalar's size; a collection's when it ends
-        size = sizes[id(node)] if kind is alias_event else 1
+            if kind is scalar_event:
+                sizes[id(node)] = 1
+            else:  # a collection's size is known when it ends
+                starts[id(node)] = count
+        if kind is not alias_event:
+            count += 1
         if not stack:
             root = node
         else:
@@ -313,10 +319,8 @@ def _compose_events(text: str, loader, source=None) -> Node | None:
                 raise CaseFileError([Problem(
                     f"YAML nested more than {MAX_YAML_DEPTH} levels deep (the limit; a case file needs about 6)",
                     line=event.start_mark.line + 1, hint="Flatten the structure")], path=source)
-            stack.append([node, _NO_KEY, 1])
+            stack.append([node, _NO_KEY])
             open_nodes.add(id(node))
-        elif stack:
-            stack[-1][2] += size
     return root
 
 
@@ -1251,45 +1255,65 @@ def _exp_arguments_at_point(case: Case, lines: Mapping) -> list[Problem]:
     exponential looked at once.
     """
     point = case.point
-    seen: dict = {}  # exp atom -> (atom, |u| at the point) when beyond the limit, else None
-    per_expr: dict = {}
+    seen: dict = {}  # exp atom -> (atom, its argument at the point) when beyond the limit, else None
+    per_expr: dict = {}  # id(expression) -> the first exp beyond the limit in it, or None
+    keep: list = []
 
     def beyond(e):
-        if e.is_Rational or not e.free_symbols:
+        """The first exp in ``e`` beyond the limit, or None; each sub-expression object visited once
+        (a softmax's denominator is one object shared by its actions)."""
+        if e.is_Atom:
             return None
-        if e in per_expr:
-            return per_expr[e]
+        hit = per_expr.get(id(e), False)
+        if hit is not False:
+            return hit
         found = None
-        for atom in e.atoms(sympy.exp):
-            if atom not in seen:
-                u = atom.args[0]
+        if isinstance(e, sympy.exp):
+            if e not in seen:
+                u = e.args[0]
                 v = point.get(u) if u.is_Symbol else None
                 if v is None:
                     v = sympy.N(u.xreplace(point), 15) if u.free_symbols else u
                 big = v.is_real and v.is_finite is not False and bool(abs(v) > EXP_ARGUMENT_LIMIT)
-                seen[atom] = (atom, v) if big else None
-            if seen[atom] is not None:
-                found = seen[atom]
-                break
-        per_expr[e] = found
+                seen[e] = (e, v) if big else None
+            found = seen[e]
+        if found is None:
+            for arg in e.args:
+                found = beyond(arg)
+                if found is not None:
+                    break
+        per_expr[id(e)] = found
+        keep.append(e)  # ids stay valid while the cache lives
         return found
 
-    entries = [(f"start.{s}", e) for s, e in case.rho0.items()] + [("discount", case.gamma)]
     det = case.policy_form == "deterministic"
-    for s in case.nonterminal:
-        if case.mu is not None and s in case.mu:
-            entries.append((f"policy.{s}", case.mu[s]))
-        for a, e in case.pi.get(s, {}).items():
-            entries.append((f"policy.{s}.{a}" if case.policy_form == "explicit" else f"policy.{s}", e))
-        for a in case.actions.get(s, ()):
-            for s2, e in case.P.get(s, {}).get(a, {}).items():
-                entries.append((f"transitions.{s}.{s2}" if det else f"transitions.{s}.{a}.{s2}", e))
-            for s2, e in case.r.get(s, {}).get(a, {}).items():
-                entries.append((case.reward_keys.get((s, a, s2), ("rewards", None))[0], e))
+
+    def entries():  # (expression, a function making its key): keys are made only for a problem
+        for s, e in case.rho0.items():
+            yield e, lambda s=s: f"start.{s}"
+        yield case.gamma, lambda: "discount"
+        for s in case.nonterminal:
+            if case.mu is not None and s in case.mu:
+                yield case.mu[s], lambda s=s: f"policy.{s}"
+            for a, e in case.pi.get(s, {}).items():
+                yield e, (lambda s=s, a=a: f"policy.{s}.{a}" if case.policy_form == "explicit" else f"policy.{s}")
+            P_s, r_s = case.P.get(s, {}), case.r.get(s, {})
+            for a in case.actions.get(s, ()):
+                for s2, e in P_s.get(a, {}).items():
+                    if not e.is_Rational:
+                        yield e, (lambda s=s, a=a, s2=s2: f"transitions.{s}.{s2}" if det
+                                  else f"transitions.{s}.{a}.{s2}")
+                for s2, e in r_s.get(a, {}).items():
+                    if not e.is_Rational:
+                        yield e, lambda s=s, a=a, s2=s2: case.reward_keys.get((s, a, s2), ("rewards", None))[0]
+
     problems, said = [], set()
-    for key, e in entries:
+    for e, make_key in entries():
         hit = beyond(e)
-        if hit is None or key in said:
+        if hit is None:
+            continue
+        key = make_key()
+        if key in said:
             continue
         said.add(key)
         atom, v = hit
