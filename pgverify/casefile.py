@@ -201,18 +201,28 @@ def _sequence_case(root: Node, source) -> Case:
     from .sequence.casefile import sequence_from_node
 
     return sequence_from_node(root, source).to_case()
+#: Deepest nesting of YAML collections read (a case file needs about 6 levels); libyaml stops at
+#: 1000 and PyYAML's pure-Python composer recursed until a RecursionError traceback.
+MAX_YAML_DEPTH = 100
+#: Most nodes that YAML aliases may add to a file by repeating what they refer to: a "billion laughs"
+#: file of a few hundred bytes expands to 10**9 nodes.
+MAX_ALIAS_NODES = 1_000_000
 
 
 def _compose(text: str, source) -> Node | None:
     """The located tree of the YAML text: PyYAML's C parser where available, else the Python one.
 
-    Any YAML error is reported as the pure-Python parser words it (the messages the
-    documentation shows), by composing the text once more with it.
+    Both go through the same event loop (:func:`_compose_events`, no recursion), which refuses a
+    nesting deeper than :data:`MAX_YAML_DEPTH`, aliases that add more than :data:`MAX_ALIAS_NODES`
+    nodes, and an alias inside the node it names.  Any other YAML error is reported as the
+    pure-Python composer words it (the messages the documentation shows), by composing the text once
+    more with it: the nesting and the aliases are within the limits by then.
     """
-    loader = getattr(yaml, "CSafeLoader", None)
-    if loader is not None:
+    for loader in (getattr(yaml, "CSafeLoader", None), yaml.SafeLoader):
+        if loader is None:
+            continue
         try:
-            return _compose_events(text, loader)
+            return _compose_events(text, loader, source)
         except yaml.YAMLError:
             pass
     try:
@@ -224,24 +234,26 @@ def _compose(text: str, source) -> Node | None:
         raise CaseFileError([Problem(msg, line=line, hint="Fix the YAML syntax")], path=source) from None
     except yaml.YAMLError as exc:
         raise CaseFileError([Problem(f"not valid YAML: {exc}")], path=source) from None
+    except RecursionError:  # not expected: the event loop refused deep nesting already
+        raise CaseFileError([Problem(f"not valid YAML, nested too deeply (the limit is {MAX_YAML_DEPTH} "
+                                     "levels)")], path=source) from None
     if tree is None:
         return None
-    try:
-        return _from_yaml_node(tree)
-    except RecursionError:
-        raise CaseFileError([Problem("a YAML alias refers to a node that contains it (or the nesting is too "
-                                     "deep)", hint="Remove the alias")], path=source) from None
+    raise CaseFileError([Problem("not valid YAML: the parser's events and its composer disagree",
+                                 hint="Report this file to pgverify's maintainers")], path=source)
 
 
 _NO_KEY = object()
 
 
-def _compose_events(text: str, loader) -> Node | None:
+def _compose_events(text: str, loader, source=None) -> Node | None:
     """Nodes straight from the parser's events (as ``yaml.compose`` builds its nodes, without them).
 
     Raises a ``yaml.YAMLError`` for anything the composer would refuse (several documents,
-    an undefined or duplicate anchor, an alias inside the node it names), so that the
-    caller reports it with the Python parser's words.
+    an undefined or duplicate anchor), so that the caller reports it with the Python parser's
+    words; a :class:`CaseFileError` for what is beyond pgverify's limits (nesting deeper than
+    :data:`MAX_YAML_DEPTH`, aliases adding more than :data:`MAX_ALIAS_NODES` nodes) and for an
+    alias inside the node it names (a recursive structure, which no case can be).
     """
     resolve = yaml.resolver.Resolver().resolve
     tags: dict = {}
@@ -250,6 +262,10 @@ def _compose_events(text: str, loader) -> Node | None:
     anchors: dict = {}
     open_nodes: set = set()
     documents = 0
+    sizes: dict = {}  # id(anchored node) -> its number of nodes, aliases expanded (once it is complete)
+    starts: dict = {}  # id(anchored collection still open) -> the node count before it
+    count = 0  # nodes so far, aliases expanded
+    added = 0  # nodes added by aliases
     scalar_event, alias_event = yaml.ScalarEvent, yaml.AliasEvent
     map_start, seq_start = yaml.MappingStartEvent, yaml.SequenceStartEvent
     ends = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
@@ -270,11 +286,28 @@ def _compose_events(text: str, loader) -> Node | None:
             node = Node("map" if kind is map_start else "seq", [], event.start_mark.line + 1)
         elif kind is alias_event:
             node = anchors.get(event.anchor)
-            if node is None or id(node) in open_nodes:
+            if node is None:
                 raise yaml.composer.ComposerError(None, None, "alias", event.start_mark)
+            if id(node) in open_nodes:
+                raise CaseFileError([Problem(
+                    f"the YAML alias *{event.anchor} is inside the node it refers to (a recursive structure)",
+                    line=event.start_mark.line + 1, given=f"*{event.anchor}"[:200],
+                    hint="Remove the alias, or refer to a node outside it")], path=source)
+            added += sizes[id(node)]
+            count += sizes[id(node)]
+            if added > MAX_ALIAS_NODES:
+                raise CaseFileError([Problem(
+                    f"YAML aliases expand to more than {MAX_ALIAS_NODES:,} nodes (the limit on what aliases may "
+                    f"add; an alias bomb such as 'billion laughs' adds billions)", line=event.start_mark.line + 1,
+                    given=f"*{event.anchor}"[:200], hint="Write the repeated parts out, or use fewer aliases")],
+                    path=source)
         elif kind in ends:
             node = stack.pop()[0]
             open_nodes.discard(id(node))
+            if starts:
+                start = starts.pop(id(node), None)
+                if start is not None:
+                    sizes[id(node)] = count - start
             continue
         elif kind is yaml.DocumentStartEvent:
             documents += 1
@@ -288,6 +321,12 @@ def _compose_events(text: str, loader) -> Node | None:
             if anchor in anchors:
                 raise yaml.composer.ComposerError(None, None, "duplicate anchor", event.start_mark)
             anchors[anchor] = node
+            if kind is scalar_event:
+                sizes[id(node)] = 1
+            else:  # a collection's size is known when it ends
+                starts[id(node)] = count
+        if kind is not alias_event:
+            count += 1
         if not stack:
             root = node
         else:
@@ -301,6 +340,10 @@ def _compose_events(text: str, loader) -> Node | None:
                 parent.value.append((top[1], node))
                 top[1] = _NO_KEY
         if kind is map_start or kind is seq_start:
+            if len(stack) >= MAX_YAML_DEPTH:
+                raise CaseFileError([Problem(
+                    f"YAML nested more than {MAX_YAML_DEPTH} levels deep (the limit; a case file needs about 6)",
+                    line=event.start_mark.line + 1, hint="Flatten the structure")], path=source)
             stack.append([node, _NO_KEY])
             open_nodes.add(id(node))
     return root
@@ -1174,8 +1217,13 @@ def _sum_problem(row: Mapping[str, sympy.Expr], point, params):
         return None
     total = sympy.Add(*row.values()) if row else ZERO
     diff = total - 1
-    if diff == 0 or sympy.expand(diff) == 0 or sympy.cancel(sympy.expand(diff)) == 0:
-        return None
+    try:
+        if diff == 0 or sympy.expand(diff) == 0 or sympy.cancel(sympy.expand(diff)) == 0:
+            return None
+    except (OverflowError, MemoryError, RecursionError):
+        # sympy's polynomials read exp(1e400*a) as exp(a)**(10**400): no symbolic proof; the exact
+        # test at the point below decides (and the limit on exp at the point refuses such a case)
+        pass
     at_point = diff.xreplace(point) if diff.free_symbols else diff
     if at_point.is_Rational:  # exact: a sum of 1 + 1e-46 is not 1
         off = at_point != 0
@@ -1227,6 +1275,100 @@ def _describe(v) -> str:
     return f"{v}: not real"
 
 
+#: The largest |u| of an exp(u) (sigmoid, softmax) at the parameter point: e^2303 has 1000 digits,
+#: the limit on exact numbers (:data:`pgverify.expr.MAX_DIGITS`).  The parser checks exp of a number;
+#: this is the same limit where the argument holds parameters.
+EXP_ARGUMENT_LIMIT = 2303
+
+
+def _exp_arguments_at_point(case: Case, lines: Mapping) -> list[Problem]:
+    """exp(u) (written, or from sigmoid or a softmax) with |u| beyond :data:`EXP_ARGUMENT_LIMIT` at the point.
+
+    exp(10**400) has 4e399 digits: sympy's adaptive evaluation took 44 s on a deterministic case
+    with a parameter of 1e400, and ball arithmetic cannot hold it to 60 digits.  Refused before the
+    work, like ``exp(1e400)`` written as a number.  One problem per entry, each distinct expression and
+    exponential looked at once.
+    """
+    point = case.point
+    seen: dict = {}  # exp atom -> (atom, its argument at the point) when beyond the limit, else None
+    per_expr: dict = {}  # id(expression) -> the first exp beyond the limit in it, or None
+    keep: list = []
+
+    def beyond(e):
+        """The first exp in ``e`` beyond the limit, or None; each sub-expression object visited once
+        (a softmax's denominator is one object shared by its actions)."""
+        if e.is_Atom:
+            return None
+        hit = per_expr.get(id(e), False)
+        if hit is not False:
+            return hit
+        found = None
+        if isinstance(e, sympy.exp):
+            if e not in seen:
+                u = e.args[0]
+                v = point.get(u) if u.is_Symbol else None
+                if v is None:
+                    v = sympy.N(u.xreplace(point), 15) if u.free_symbols else u
+                big = v.is_real and v.is_finite is not False and bool(abs(v) > EXP_ARGUMENT_LIMIT)
+                seen[e] = (e, v) if big else None
+            found = seen[e]
+        if found is None:
+            for arg in e.args:
+                found = beyond(arg)
+                if found is not None:
+                    break
+        per_expr[id(e)] = found
+        keep.append(e)  # ids stay valid while the cache lives
+        return found
+
+    det = case.policy_form == "deterministic"
+
+    def entries():  # (expression, a function making its key): keys are made only for a problem
+        for s, e in case.rho0.items():
+            yield e, lambda s=s: f"start.{s}"
+        yield case.gamma, lambda: "discount"
+        for s in case.nonterminal:
+            if case.mu is not None and s in case.mu:
+                yield case.mu[s], lambda s=s: f"policy.{s}"
+            for a, e in case.pi.get(s, {}).items():
+                yield e, (lambda s=s, a=a: f"policy.{s}.{a}" if case.policy_form == "explicit" else f"policy.{s}")
+            P_s, r_s = case.P.get(s, {}), case.r.get(s, {})
+            for a in case.actions.get(s, ()):
+                for s2, e in P_s.get(a, {}).items():
+                    if not e.is_Rational:
+                        yield e, (lambda s=s, a=a, s2=s2: f"transitions.{s}.{s2}" if det
+                                  else f"transitions.{s}.{a}.{s2}")
+                for s2, e in r_s.get(a, {}).items():
+                    if not e.is_Rational:
+                        yield e, lambda s=s, a=a, s2=s2: case.reward_keys.get((s, a, s2), ("rewards", None))[0]
+
+    problems, said = [], set()
+    for e, make_key in entries():
+        hit = beyond(e)
+        if hit is None:
+            continue
+        key = make_key()
+        if key in said:
+            continue
+        said.add(key)
+        atom, v = hit
+        problems.append(Problem(
+            f"exp of a number beyond {EXP_ARGUMENT_LIMIT} in magnitude at the parameter point: {_short_numbers(atom)} is "
+            f"exp({sympy.N(v, 3)}), whose value would have more than 1000 digits", key=key, line=lines.get(key),
+            given=str(e), hint="Move the parameter point (docs/limits.md lists the limits)"))
+        if len(problems) >= 20:
+            break
+    return problems
+
+
+_LONG_INTEGER = re.compile(r"\d{21,}")
+
+
+def _short_numbers(x) -> str:
+    """``str(x)`` with integers of more than 20 digits in scientific form (1000...0 -> 1.000e+400)."""
+    return _LONG_INTEGER.sub(lambda m: f"{m.group(0)[0]}.{m.group(0)[1:4]}e+{len(m.group(0)) - 1}", str(x))
+
+
 def check_at_point(case: Case, lines: Mapping[str, int | None] | None = None,
                    properness: bool = True) -> list[Problem]:
     """The checks that depend on the parameter point: entries in [0, 1], the discount, properness.
@@ -1237,7 +1379,9 @@ def check_at_point(case: Case, lines: Mapping[str, int | None] | None = None,
     from .graph import improper_states
 
     lines = case.lines if lines is None else lines
-    problems = []
+    problems = _exp_arguments_at_point(case, lines)
+    if problems:  # the checks below would evaluate those exponentials
+        return problems
 
     def value(e):
         return e.subs(case.point) if e.free_symbols else e
@@ -1303,7 +1447,8 @@ def check_at_point(case: Case, lines: Mapping[str, int | None] | None = None,
         return problems
     if problems or not properness:
         return problems
-    if case.horizon is None and sympy.nsimplify(value(case.gamma)) == 1:
+    g_at = value(case.gamma)  # exactly 1 (1 - 1e-60 is not; nsimplify called it 1)
+    if case.horizon is None and (g_at == 1 if g_at.is_Rational else g_at.equals(1) is True):
         bad = improper_states(case)
         if bad:
             shown = ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else "")

@@ -7,6 +7,7 @@ Errors from bad input are printed without a traceback.
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import click
@@ -17,8 +18,11 @@ from rich.table import Table
 from . import __version__, termlayout
 from .casefile import load_case
 from .check import EXPRESSION_LIMIT, Result, check
+from .printing import LONG_NUMBER as _LONG_NUMBER
+from .printing import float_text as _float_text
+from .printing import short_exact as _exact_text
 from .montecarlo.estimators import ESTIMATORS
-from .cliutil import EXIT_INPUT, emit
+from .cliutil import EXIT_INPUT, check_output, emit
 from .cliutil import fail as _fail
 from .errors import PgVerifyError
 
@@ -228,6 +232,7 @@ def derive_command(case, fmt, output, at, force_symbolic, force_point):
         _fail("--symbolic and --at-point exclude each other")
     mode = "symbolic" if force_symbolic else "at-point" if force_point else "auto"
     at_values = _parse_at(at)
+    check_output(output)  # before any work: no folder is created
     try:
         loaded = load_case(case)
         if at_values:
@@ -263,29 +268,30 @@ def render_summary(res: Result, console: Console) -> None:
     if res.source:
         console.print(f"case file: {res.source}", markup=False)
     width = console.width
-    items = [f"{k}\u00a0=\u00a0{v}" for k, v in res.at.items()]  # no-break spaces: a line never ends at "="
+    items = [f"{k}\u00a0=\u00a0{_exact_text(v, None)}" for k, v in res.at.items()]  # no-break spaces: a line never ends at "="
     point = termlayout.summarise_items(items, width - 4, lines=2, what="(all in --json)") if items else "(no parameters)"
     _line(console, f"at: {point}")
     if res.objective.expression is not None:
-        _line(console, f"J(theta) = {_shown(res, res.objective.expression, 'expression')}")
+        _line(console, f"J(theta) = {_expression_text(res, res.objective.expression, 'expression')}")
     if res.objective.value is not None and len(res.objective.value) > EXPRESSION_LIMIT:
         value = f"{res.objective.digits} {_shown(res, res.objective.value, 'value')}"
     else:
-        value = res.objective.value if res.objective.value is not None else res.objective.digits
+        value = (_exact_text(res.objective.value, res.objective.digits) if res.objective.value is not None
+                 else _float_text(0.0, res.objective.digits, 50))
     if res.objective.bound is not None:
         _line(console, f"J = {res.objective.float:.17g} +/- {res.objective.bound:.3g} (certified bound)")
     else:
-        _line(console, _exact_line("J", value, res.objective.float, width))
+        _line(console, _exact_line("J", value, res.objective.float, width, res.objective.digits))
     if res.mode == "symbolic":
         for p, q in res.gradient.items():
-            _line(console, f"dJ/d{p} = {_shown(res, q.expression, 'expression')}")
+            _line(console, f"dJ/d{p} = {_expression_text(res, q.expression, 'expression')}")
     long_values = any(q.value is not None and len(q.value) > 30 for q in res.gradient.values())
     if long_values:
         wide = []
         for p, q in list(res.gradient.items())[:GRADIENT_ROWS]:
-            text = _shown(res, q.value, "value")
+            text = _shown(res, _exact_text(q.value, q.digits), "value")
             label = f"dJ/d{p} at the point"
-            line = _exact_line(label, text, q.float, width)
+            line = _exact_line(label, text, q.float, width, q.digits)
             if line.startswith(f"{label} ~ "):  # an exact value wider than the terminal: in one line below
                 wide.append(text)
             else:
@@ -299,7 +305,7 @@ def render_summary(res: Result, console: Console) -> None:
     if not long_values:
         cols["exact value"] = [q.value if q.value is not None else (f"+/- {q.bound:.2g}" if q.bound is not None else "-")
                                for _, q in shown]
-    cols["float"] = [f"{q.float:.12g}" for _, q in shown]
+    cols["float"] = [_float_text(q.float, q.digits, 12) for _, q in shown]
     for name in ("bellman", "trajectory", "occupancy"):
         m = res.methods.get(name)
         cols[name] = ["not run" if m is None else "(directions)" if m[p] is None else f"{m[p]:.10g}" for p, _ in shown]
@@ -339,6 +345,16 @@ def render_summary(res: Result, console: Console) -> None:
                           f"|difference| = {c.difference:.6g}")
     else:
         console.print(f"engines that ran: {', '.join(ran)}; agreement proved: {how}")
+    dc = res.dpg_check
+    if dc is not None and dc.get("agree"):
+        console.print(f"deterministic policy gradient = {dc['equals']} (proof: {dc['proof']}; "
+                      f"largest |difference| {dc['max_difference']:.3g})", markup=False)
+    elif dc is not None:
+        for p in dc.get("failed", []):
+            console.print(f"[bold red]disagreement[/]: deterministic policy gradient vs {escape(dc['equals'])} "
+                          f"on d/d{escape(p)}: |difference| = {dc['differences'][p]:.6g}")
+    if not res.agree and not failed and not (dc is not None and not dc.get("agree")):
+        console.print("[bold red]disagreement[/]: the results do not agree (see --json: comparisons)")
     for tool, cc in res.cross_check.items():
         agree = cc["agrees_symbolically"] and cc["agrees_at_point"]
         console.print(f"{tool} {cc['version']} ({cc['engine']}): J(theta) = {cc['objective']}; "
@@ -362,10 +378,12 @@ def _line(console: Console, text: str) -> None:
         console.print(part, markup=False, highlight=False, soft_wrap=True)
 
 
-def _exact_line(label: str, value: str, number: float, width: int) -> str:
+def _exact_line(label: str, value: str, number: float, width: int, digits: str | None = None) -> str:
     """``label = value  (~ float)``, or, when the exact value alone is wider than the terminal (a
-    rational of many digits), the float and how long the exact value is (it is never split)."""
-    line = f"{label} = {value}  (~ {number:.12g})"
+    rational of many digits), the float and how long the exact value is (it is never split).
+    ``digits``: the 50-digit decimal, for a float that under- or overflows float64."""
+    number = _float_text(number, digits, 12)
+    line = f"{label} = {value}  (~ {number})"
     if len(value) + len(label) + 3 <= width or " " in value:
         return line
     if "/" in value and value.replace("/", "").lstrip("-").isdigit():
@@ -373,7 +391,7 @@ def _exact_line(label: str, value: str, number: float, width: int) -> str:
         what = f"a rational of {len(num)} / {len(den)} digits"
     else:
         what = f"{len(value)} characters"
-    return f"{label} ~ {number:.12g}  (exact: {what}, wider than the terminal: --json gives it)"
+    return f"{label} ~ {number}  (exact: {what}, wider than the terminal: --json gives it)"
 
 
 def _shown(res: Result, text: str | None, what: str) -> str:
@@ -563,9 +581,18 @@ def render_monte_carlo(res: Result, console: Console) -> None:
                       markup=False)
 
 
-def _short(value: str | None, number: float) -> str:
-    """The exact value when it is short, else the float."""
-    return value if value is not None and len(value) <= 24 else f"{number:.6g}"
+def _short(value: str | None, number: float, digits: str | None = None) -> str:
+    """The exact value when it is short, else the float (from the 50 digits where float64 under- or overflows)."""
+    return value if value is not None and len(value) <= 24 else _float_text(number, digits, 6)
+
+
+def _expression_text(res: Result, text: str | None, what: str) -> str:
+    """An expression for the terminal (:func:`_shown`), or a note where it holds numbers of more than 60 digits."""
+    if text is not None and _LONG_NUMBER.search(text):
+        longest = max(len(m) for m in re.findall(r"\d+", text))
+        return (f"({what} of {len(text):,} characters with numbers of up to {longest} digits, not shown here: "
+                "--json prints it)")
+    return _shown(res, text, what)
 
 
 #: parameter names in the terms table's contribution cells are cut (with an ellipsis that keeps them
@@ -583,7 +610,7 @@ def render_terms(res: Result, console: Console) -> None:
     for f, rep in res.terms.items():
         contrib = rep.contribution
         names = termlayout.shorten_names(list(contrib)[:4], TERMS_NAME_WIDTH)
-        shown = ", ".join(f"{names[p]}: {_short(c['value'], c['float'])}" for p, c in list(contrib.items())[:4])
+        shown = ", ".join(f"{names[p]}: {_short(c['value'], c['float'], c.get('digits'))}" for p, c in list(contrib.items())[:4])
         if len(contrib) > 4:
             nonzero = sum(1 for c in contrib.values() if not c["zero_at_point"])
             shown += f", ... ({nonzero} of {len(contrib)} non-zero)"
@@ -602,7 +629,7 @@ def render_terms(res: Result, console: Console) -> None:
             console.print(f"{f} vanishes in expectation: {rep.identity}", markup=False)
     missed = {p: q for p, q in res.score_function_misses.items() if q.float != 0.0 or (q.value not in (None, "0"))}
     if missed:
-        shown = ", ".join(f"{p}: {_short(q.value, q.float)}" for p, q in list(missed.items())[:4])
+        shown = ", ".join(f"{p}: {_short(q.value, q.float, q.digits)}" for p, q in list(missed.items())[:4])
         console.print(f"the score-function formula (policy family alone) misses: {shown}", markup=False)
 
 

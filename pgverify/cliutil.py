@@ -10,9 +10,9 @@ import sys
 
 import click
 
-from .files import write_atomic
+from .files import output_problem, write_atomic
 
-__all__ = ["EXIT_INPUT", "fail", "emit"]
+__all__ = ["EXIT_INPUT", "fail", "emit", "check_output"]
 
 EXIT_INPUT = 2
 
@@ -32,3 +32,12 @@ def emit(text: str, output: str | None) -> None:
         write_atomic(output, text)
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror or exc}")
+
+
+def check_output(output: str | None) -> None:
+    """Refuse an output path that cannot be written (a missing folder: none is created), before any work."""
+    if output is None:
+        return
+    problem = output_problem(output)
+    if problem is not None:
+        fail(f"cannot write {output}: {problem}")

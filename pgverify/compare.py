@@ -26,7 +26,7 @@ import sympy
 from .algebra import Algebra
 from .engines.base import EngineResult
 
-__all__ = ["Comparison", "compare", "PROOF_ORDER", "TOLERANCE_DIGITS"]
+__all__ = ["Comparison", "compare", "equal", "PROOF_ORDER", "TOLERANCE_DIGITS"]
 
 PROOF_ORDER = ("symbolic", "exact-at-point", "numeric-50-digits", "within-bound", "inconclusive")
 TOLERANCE_DIGITS = 50
@@ -73,6 +73,11 @@ def _equal(alg: Algebra, a, b, bound: float | None, alg_b: Algebra | None = None
     if dabs <= tol:
         return True, "numeric-50-digits", float(dabs)
     return False, None, float(dabs)
+
+
+#: the zero test of the engines' comparisons, for other comparisons that must use the same one
+#: (the deterministic policy gradient against the dynamics + reward families)
+equal = _equal
 
 
 def _bounded_proof(bound, anum) -> str:

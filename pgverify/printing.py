@@ -27,7 +27,7 @@ from sympy.core.evalf import PrecisionExhausted
 from . import flintfield
 
 __all__ = ["FACTOR_TERMS", "FACTOR_OPS", "element_string", "element_terms", "exact_normal", "exact_float",
-           "omit_long", "omitted_note"]
+           "omit_long", "omitted_note", "float_text", "short_exact", "LONG_NUMBER"]
 
 #: at most this many terms (numerator plus denominator) and a sympy expression is built and factored
 FACTOR_TERMS = 400
@@ -35,6 +35,8 @@ FACTOR_TERMS = 400
 FACTOR_OPS = 400
 #: irrational values with fewer operations than this get the exact normal form cancel + radsimp
 NORMAL_OPS = 200
+#: Largest rational (in bits) in an expression that is still factored for printing
+FACTOR_BITS = 256
 #: the highest working precision (decimal digits) of the evaluation of a float
 MAX_DIGITS = 1200
 
@@ -93,7 +95,7 @@ def element_string(alg, x) -> tuple[str, sympy.Expr | None]:
     if element_terms(alg, x) <= FACTOR_TERMS or not isinstance(alg.domain, flintfield.FlintField):
         expr = alg.to_expr(x)
         try:
-            if sympy.count_ops(expr) < FACTOR_OPS:
+            if sympy.count_ops(expr) < FACTOR_OPS and _small_numbers(expr):
                 expr = sympy.factor(expr)
         except Exception:  # factoring is cosmetic; keep the unfactored form
             pass
@@ -103,6 +105,16 @@ def element_string(alg, x) -> tuple[str, sympy.Expr | None]:
     if x.d.is_one():
         return num, None
     return f"({num})/({_poly_string(x.d, names)})", None
+
+
+def _small_numbers(expr: sympy.Expr) -> bool:
+    """Every rational in ``expr`` has at most :data:`FACTOR_BITS` bits in numerator and denominator.
+
+    ``factor`` (Wang's algorithm) looks for primes beyond a bound on the coefficients: with a discount
+    of 1e-308 it spent 28 s in primality tests.  Factoring is cosmetic, so it is skipped there.
+    """
+    return all(abs(int(q.p)).bit_length() <= FACTOR_BITS and int(q.q).bit_length() <= FACTOR_BITS
+               for q in expr.atoms(sympy.Rational))
 
 
 def _algebraic(v: sympy.Expr) -> bool:
@@ -179,3 +191,42 @@ def omit_long(d: dict, limit: int | None) -> dict:
             out[key] = None
             out[f"{key}_omitted"] = omitted_note(len(s), key)
     return out
+
+
+def float_text(number: float, digits: str | None, sig: int) -> str:
+    """``number`` to ``sig`` digits; a value beyond float64's range (0.0 or inf for a non-zero
+    finite value) from its 50-digit decimal instead, in scientific form."""
+    if digits is not None and (number == 0.0 or number in (float("inf"), float("-inf"))):
+        import mpmath
+
+        with mpmath.workdps(60):
+            d = mpmath.mpf(digits)
+            if d != 0:
+                return mpmath.nstr(d, sig)
+    return f"{number:.{sig}g}"
+
+
+LONG_NUMBER = re.compile(r"\d{%d,}" % 61)
+
+
+def short_exact(value: str | None, digits: str | None) -> str | None:
+    """An exact value for a reader: as computed, unless it holds a number of more than 60 digits;
+    then its 12 leading digits in scientific form and how long it is (``--json`` has it in full).
+    Used by the terminal summary and the derivation's text (formatting only: the value is not changed
+    anywhere it is stored)."""
+    if value is None or not LONG_NUMBER.search(value):
+        return value
+    if _RATIONAL_TEXT.fullmatch(value):
+        import mpmath
+        from fractions import Fraction
+
+        f = Fraction(value)
+        with mpmath.workdps(20):
+            approx = "~" + mpmath.nstr(mpmath.mpf(f.numerator) / f.denominator, 12)
+    else:
+        approx = "~" + float_text(0.0, digits, 12) if digits is not None else "an expression"
+    return (f"{approx} (exact value of {len(value):,} characters, with numbers of more than 60 digits: "
+            "pgverify check --json prints it)")
+
+
+_RATIONAL_TEXT = re.compile(r"-?\d+(/\d+)?")

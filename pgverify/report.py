@@ -8,6 +8,9 @@ from __future__ import annotations
 import sympy
 
 from .derivation import Derivation
+from .printing import short_exact
+from .texlayout import LINE_CHARS, PREAMBLE, broken_lines, tex_escape, width
+from .texlayout import latex as tex_latex
 
 __all__ = ["render", "FORMATS"]
 
@@ -42,7 +45,7 @@ def _lhs_text(lhs):
 
 
 def _lhs_latex(lhs):
-    return lhs[1] if isinstance(lhs, tuple) else sympy.latex(lhs)
+    return lhs[1] if isinstance(lhs, tuple) else tex_latex(lhs)
 
 
 class TextWriter(_Writer):
@@ -100,18 +103,29 @@ class MarkdownWriter(TextWriter):
         return q.sympy_expression if q.expression is not None else None
 
 
-def _tex_escape(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
-                 ("$", r"\$"), ("{", r"\{"), ("}", r"\}"), ("^", r"\^{}"), ("~", r"\~{}")):
-        text = text.replace(a, b)
-    return text
+def _tex_escape(text: str, breaks: bool = True) -> str:
+    return tex_escape(text, breaks)
+
+
+class _Escaped(str):
+    """Text that is LaTeX already (a table does not escape it again)."""
+
+
+class _MathCell(_Escaped):
+    """A table cell in math mode (``$...$``) that remembers its expression, so that a cell too wide
+    for its column can be moved below the table as a displayed, broken equation."""
+
+    expr = None
 
 
 class LatexWriter(_Writer):
+    """A LaTeX document (:mod:`pgverify.texlayout`: escaped names, T1 and utf8, long formulas broken)."""
+
     def __init__(self):
         super().__init__()
-        self.parts += [r"\documentclass{article}", r"\usepackage{amsmath}",
-                       r"\allowdisplaybreaks", r"\begin{document}"]
+        self.parts += [*PREAMBLE, r"\begin{document}"]
+        self._fractions = [0]  # numbers the N_k / D_k of long fractions
+        self._moved = 0  # numbers the cells moved below their table
 
     def heading(self, level, title):
         cmd = {1: "section*", 2: "subsection*"}.get(level, "subsubsection*")
@@ -122,22 +136,45 @@ class LatexWriter(_Writer):
 
     def equations(self, pairs):
         self.parts += ["", r"\begin{align*}"]
-        lines = [f"{_lhs_latex(lhs)} &= {sympy.latex(rhs)}" for lhs, rhs in pairs]
+        lines = []
+        for lhs, rhs in pairs:
+            lines += broken_lines(_lhs_latex(lhs), rhs, self._fractions)
         self.parts.append(" \\\\\n".join(lines))
         self.parts.append(r"\end{align*}")
 
     def formula(self, text, latex):
-        self.parts += ["", r"\[ " + latex + r" \]"]
+        self.parts += ["", r"\begin{multline*}", latex.replace(r" + \text{", r" \\ + \text{"),
+                       r"\end{multline*}"]
 
     def table(self, headers, rows):
-        self.parts += ["", r"\begin{tabular}{" + "l" * len(headers) + "}",
-                       " & ".join(_tex_escape(str(h)) for h in headers) + r" \\ \hline"]
-        self.parts += [" & ".join(c if str(c).startswith("$") else _tex_escape(str(c)) for c in r) + r" \\"
-                       for r in rows]
-        self.parts.append(r"\end{tabular}")
+        n = len(headers)
+        budget = LINE_CHARS / n - 2  # characters of one column
+        moved = []
+        cells = []
+        for r in rows:
+            out = []
+            for c in r:
+                if isinstance(c, _MathCell) and c.expr is not None and width(c[1:-1]) > budget:
+                    self._moved += 1
+                    moved.append((f"({self._moved})", c.expr))
+                    out.append(f"see ({self._moved}) below")
+                else:
+                    out.append(c if isinstance(c, _Escaped) or str(c).startswith("$") else _tex_escape(str(c)))
+            cells.append(out)
+        col = rf">{{\raggedright\arraybackslash}}p{{\dimexpr(\linewidth-{2 * n}\tabcolsep)/{n}\relax}}"
+        self.parts += ["", r"\begin{longtable}{" + col * n + "}",
+                       " & ".join(_tex_escape(str(h)) for h in headers) + r" \\ \hline", r"\endhead"]
+        self.parts += [" & ".join(r) + r" \\" for r in cells]
+        self.parts.append(r"\end{longtable}")
+        if moved:
+            self.equations([((label, r"\text{" + label + "}"), e) for label, e in moved])
 
     def value(self, x):
-        return f"${sympy.latex(x)}$" if isinstance(x, sympy.Basic) else _tex_escape(str(x))
+        if isinstance(x, sympy.Basic):
+            cell = _MathCell(f"${tex_latex(x)}$")
+            cell.expr = x
+            return cell
+        return _Escaped(_tex_escape(str(x)))
 
     def expr(self, q):
         return q.sympy_expression if q.expression is not None else None
@@ -154,9 +191,9 @@ def _intro(w, d: Derivation) -> None:
     w.heading(w.level, f"The policy gradient of {case.name}")
     if case.description:
         w.para(case.description)
-    at = ", ".join(f"{k} = {x}" for k, x in res.at.items()) or "no parameters"
+    at = ", ".join(f"{k} = {short_exact(x, None)}" for k, x in res.at.items()) or "no parameters"
     w.para(f"Parameters theta = ({', '.join(res.parameters)}), checked at {at}. Policy form: {case.policy_form}; "
-           f"discount gamma = {case.gamma}; " + (f"horizon {case.horizon}." if case.horizon else "no horizon."))
+           f"discount gamma = {short_exact(str(case.gamma), None)}; " + (f"horizon {case.horizon}." if case.horizon else "no horizon."))
 
 
 def _objective(w, d: Derivation) -> None:
@@ -173,7 +210,7 @@ def _objective(w, d: Derivation) -> None:
     if expr is not None:
         w.para("Solved exactly:")
         w.equations([(sympy.Symbol("J"), expr)])
-    w.para(f"At the point: J = {res.objective.value if res.objective.value is not None else res.objective.digits}"
+    w.para(f"At the point: J = {short_exact(res.objective.value, res.objective.digits) if res.objective.value is not None else res.objective.digits}"
            f" (about {res.objective.float:.12g}).")
 
 
@@ -198,8 +235,8 @@ def _families(w, d: Derivation) -> None:
                + (" (log-derivatives):" if f in ("start", "policy", "dynamics") else ":"))
         log = "log " if f in ("start", "policy", "dynamics") else ""
         w.equations([((f"d/d{p} {log}{place}",
-                       rf"\frac{{\partial}}{{\partial \texttt{{{_tex_escape(p)}}}}} {log.strip() and chr(92) + 'log '}"
-                       rf"\texttt{{{_tex_escape(place)}}}"), expr) for place, p, expr in items[:8]])
+                       rf"\frac{{\partial}}{{\partial \texttt{{{_tex_escape(p, False)}}}}} {log.strip() and chr(92) + 'log '}"
+                       rf"\texttt{{{_tex_escape(place, False)}}}"), expr) for place, p, expr in items[:8]])
         if rep.identity:
             w.para(f"Yet its contribution to grad J is identically zero: {rep.identity}.")
     missed = {p: q for p, q in res.score_function_misses.items() if q.float != 0.0}
@@ -256,7 +293,9 @@ def _occupancy(w, d: Derivation) -> None:
         w.para("Its value: " + "; ".join(f"{p}: {_shortq(q)}" for p, q in res.dpg.items()) + ".")
         if res.dpg_check:
             c = res.dpg_check
-            w.para(f"Equal to the {c['equals']}: {c['agree']} (proof: {c['proof']}).")
+            w.para(f"Equal to the {c['equals']}: {c['agree']} (proof: {c['proof']})."
+                   + "".join(f" Disagrees on d/d{p}: |difference| = {c['differences'][p]:.6g}."
+                             for p in c.get("failed", [])))
 
 
 def _gradient(w, d: Derivation) -> None:

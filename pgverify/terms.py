@@ -189,10 +189,12 @@ def family_reports(case, alg: Algebra, families: dict, quantity) -> dict[str, Fa
             ident = alg.mode == "symbolic" and alg.is_zero(x)
             if witness is None:
                 ident = True  # no derivative anywhere: trivially zero
-            at_point = q.value == "0" or (q.value is None and q.float == 0.0)
+            # zero at the point: the exact value, else its 50 digits (a float of 0.0 may be 2.5e-925)
+            at_point = q.value == "0" or (q.value is None and _digits_zero(q.digits))
             all_zero = all_zero and ident
             report.contribution[p] = {"expression": q.expression, "identically_zero": ident,
-                                      "zero_at_point": at_point, "value": q.value, "float": q.float}
+                                      "zero_at_point": at_point, "value": q.value, "float": q.float,
+                                      "digits": q.digits}
         if witness is not None and all_zero and names:
             report.identity = _identity(case, alg, f)
         out[f] = report
@@ -235,6 +237,16 @@ def deterministic_policy_gradient(case, alg: Algebra, occupancy_result) -> list 
                 if dmu[j] != zero:
                     out[j] += w * dmu[j] * dQ
     return out
+
+
+def _digits_zero(digits: str | None) -> bool:
+    """A 50-digit decimal (``Quantity.digits``) that is zero; None (no digits) counts as zero."""
+    if digits is None:
+        return True
+    import mpmath
+
+    with mpmath.workdps(60):
+        return mpmath.mpf(digits) == 0
 
 
 def acts_only_through_the_action(case) -> bool:

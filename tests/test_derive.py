@@ -75,6 +75,82 @@ def test_latex_compiles(derivations, name, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert (tmp_path / f"{name}.pdf").exists()
+    assert _overfull(tmp_path / f"{name}.log") <= OVERFULL_TOLERANCE_PT
+
+
+#: the widest overfull box allowed in a compiled derivation (pt); the hardening issue saw 1286 pt
+OVERFULL_TOLERANCE_PT = 5.0
+
+
+def _overfull(log) -> float:
+    import re
+
+    text = log.read_text(errors="replace")
+    return max((float(x) for x in re.findall(r"Overfull \\[hv]box \(([0-9.]+)pt too", text)), default=0.0)
+
+
+ACCENTED = """name: café-corridor
+description: États accentués, "quotes" & a -> arrow, 100% sure_ok, θ and 中
+parameters: {p: 1/2}
+states: [Départ, Milieu_é, Fin]
+terminal: [Fin]
+actions: [gauche, droite]
+start: Départ
+discount: 9/10
+policy:
+  Départ: {gauche: 1 - p, droite: p}
+  Milieu_é: {gauche: 1 - p, droite: p}
+transitions:
+  Départ: {gauche: Départ, droite: Milieu_é}
+  Milieu_é: {gauche: Départ, droite: Fin}
+rewards:
+  default: -1
+"""
+#: the deterministic case with rewards -sqrt(a): gradients of about 1500 characters of LaTeX
+LONG = (CASES / "deterministic_policy.yaml").read_text().replace("default: -a**2/2", "default: -sqrt(a)")
+
+
+def test_latex_escapes_names_and_sets_the_preamble(tmp_path):
+    """An accented state name went into math mode raw (LaTeX refuses it), and without T1 '->' printed
+    as '-¿': names that are not plain identifiers are \\text{...}, characters T1 lacks are code points."""
+    path = tmp_path / "cafe.yaml"
+    path.write_text(ACCENTED, encoding="utf-8")
+    out = render(derive(pgverify.load_case(path)), "latex")
+    assert "\\usepackage[T1]{fontenc}" in out and "\\usepackage[utf8]{inputenc}" in out
+    assert "V{\\left(\\text{Départ} \\right)}" in out and "\\text{Milieu\\_é}" in out
+    assert "<U+03B8>" in out and "<U+4E2D>" in out and "θ" not in out and "中" not in out
+    assert "\\& a -> arrow, 100\\% sure\\_ok" in out
+
+
+def test_long_formulas_are_broken_into_lines():
+    """A sum of 40 terms: every line of the align fits the page's estimated width, and the numerator and
+    the denominator of a long fraction get their own lines (N_1, D_1)."""
+    import sympy
+
+    from pgverify.texlayout import LINE_CHARS, broken_lines, width
+
+    x, y = sympy.symbols("x y")
+    long_sum = sum(sympy.Integer(k) * x**k * sympy.exp(k * y) for k in range(1, 41))
+    lines = broken_lines("J", long_sum, [0])
+    assert len(lines) > 5 and all(width(line) <= LINE_CHARS + 8 for line in lines)
+    lines = broken_lines("J", long_sum / (1 + long_sum), [0])
+    assert lines[0] == "J &= \\frac{\\mathcal{N}_{1}}{\\mathcal{D}_{1}}, \\quad\\text{where}"
+    assert any(line.startswith("\\mathcal{D}_{1} &=") for line in lines)
+    assert broken_lines("J", x + y, [0]) == ["J &= x + y"]
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None,
+                    reason="pdflatex is not installed (apt-get install texlive-latex-base; .ci/run does)")
+@pytest.mark.parametrize("text", [ACCENTED, LONG], ids=["accented-names", "long-formulas"])
+def test_hostile_latex_compiles_within_the_page(text, tmp_path):
+    path = tmp_path / "case.yaml"
+    path.write_text(text, encoding="utf-8")
+    tex = tmp_path / "case.tex"
+    tex.write_text(render(derive(pgverify.load_case(path)), "latex"), encoding="utf-8")
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert _overfull(tmp_path / "case.log") <= OVERFULL_TOLERANCE_PT
 
 
 def test_cli_derive_writes_the_file_whole(tmp_path):

@@ -462,7 +462,8 @@ def test_export_command_refuses_softmax_and_leaves_no_file(tmp_path):
     (["missing.yaml"], "pgverify: error: invalid case missing.yaml: 1 problem\n  missing.yaml: file not found. "
                        "Check the path\n"),
     ([os.path.join(ROOT, "cases", "short_corridor.yaml"), "-o", "/nonexistent-dir/x.pm"],
-     "pgverify: error: cannot write /nonexistent-dir/x.pm: No such file or directory\n"),
+     "pgverify: error: cannot write /nonexistent-dir/x.pm: the folder /nonexistent-dir does not exist; pgverify "
+     "creates no folders (make it first: mkdir -p /nonexistent-dir)\n"),
 ])
 def test_export_command_bad_input(args, message):
     res = CliRunner().invoke(export_command, args)

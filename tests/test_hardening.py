@@ -379,3 +379,281 @@ def test_derive_text_wraps_to_the_terminal_without_breaking_words(tmp_path):
             continue
         for line in block.split("\n"):
             assert len(line) <= 80 or " " not in line.strip(), line
+# -- the deterministic policy gradient uses the engines' zero test -----------------------------------
+DPG_SQRT = open("cases/deterministic_policy.yaml").read().replace("default: -a**2/2", "default: -sqrt(a)")
+
+
+def test_the_dpg_check_uses_the_engines_zero_test(tmp_path):
+    """Rewards -sqrt(a) under a = mu(s): the DPG (Silver et al. 2014, Theorem 1) carries sqrt(c*k) where the
+    reward family carries c/sqrt(c*k); both are the same function, but the field treats sqrt(k) and
+    sqrt(c*k) as independent generators, so its exact test fails.  The engines' comparisons then go to the
+    60-digit test, and so must the DPG check (it said agree = false, exit 1, and no line said why)."""
+    r = run(tmp_path, DPG_SQRT, "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    dc = data["dpg_check"]
+    assert dc["agree"] and dc["failed"] == [] and dc["proof"] == "numeric-50-digits"
+    assert set(dc["differences"]) == {"k", "c"} and dc["max_difference"] < 1e-50
+    # independent: the DPG equals the gradient of the engines to 12 digits (its own expression)
+    for p in ("k", "c"):
+        assert abs(data["deterministic_policy_gradient"][p]["float"] - data["gradient"][p]["float"]) < 1e-12
+    r = run(tmp_path, DPG_SQRT)
+    assert ("deterministic policy gradient = dynamics + reward families (proof: numeric-50-digits"
+            in " ".join(r.output.split()))
+
+
+def test_a_dpg_disagreement_says_what_and_by_how_much(tmp_path, monkeypatch):
+    """A DPG shifted by 1/1000 on k: exit 1, and a line names the parameter and the difference."""
+    import sys
+
+    from pgverify.expr import parse_expression
+
+    check_module = sys.modules["pgverify.check"]
+
+    real = check_module.deterministic_policy_gradient
+
+    def shifted(case, alg, occ):
+        values = real(case, alg, occ)
+        return [values[0] + alg.of(parse_expression("1/1000")), *values[1:]]
+
+    monkeypatch.setattr(check_module, "deterministic_policy_gradient", shifted)
+    r = run(tmp_path, open("cases/deterministic_policy.yaml").read())
+    assert r.exit_code == 1
+    assert ("disagreement: deterministic policy gradient vs dynamics + reward families on d/dk: "
+            "|difference| = 0.001") in " ".join(r.output.split())
+    assert "on d/dc" not in r.output
+
+
+# -- huge and tiny exact numbers: computed and printed in scientific form, or refused up front ----------
+def _case(name, old, new):
+    text = open(f"cases/{name}.yaml").read()
+    assert old in text
+    return text.replace(old, new)
+
+
+def test_a_discount_of_1e_minus_308_is_computed_and_printed_in_scientific_form(tmp_path):
+    """The short corridor at gamma = 10^-308 (exact): dJ/dp = 2.5e-925 at p = 1/2, far below float64.
+    The terminal shows it from its exact value in scientific form (the float column said 0, the policy
+    family was called "zero at this point"), and never prints a number of hundreds of digits."""
+    import re
+
+    import sympy
+
+    text = _case("short_corridor", "discount: 1\n", "discount: 1e-308\n")
+    data = json.loads(run(tmp_path, text, "--json").output)
+    assert data["gradient"]["p"]["float"] == 0.0 and data["gradient"]["p"]["value"] is None  # 1848 digits
+    # independent: the corridor's Bellman system (Sutton & Barto 2018, Example 13.1; S1 switched) by sympy
+    p, g = sympy.Symbol("p"), sympy.Rational(1, 10**308)
+    A = sympy.Matrix([[1 - g * (1 - p), -g * p, 0], [-g * p, 1, -g * (1 - p)], [0, -g * (1 - p), 1]])
+    V = A.LUsolve(sympy.Matrix([-1, -1, -1]))
+    want = sympy.diff(V[0], p).subs(p, sympy.Rational(1, 2))
+    assert sympy.N(want, 3) == sympy.Float("2.50e-925", 3)
+    r = run(tmp_path, text)
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.output.split())
+    assert not re.search(r"\d{61}", r.output)  # no number of more than 60 digits printed
+    assert "with numbers of up to" in out and "--json prints it" in out
+    assert "p - 2.5e-925 0 0 0" in out  # the float column, from the 50 digits (the engines' columns are float64)
+    assert "p: 2.5e-925 │ remains" in out and "zero at this point" not in out
+
+
+def test_a_tiny_discount_does_not_send_factor_into_prime_searches():
+    """sympy.factor on polynomials with 300-digit coefficients spent 28 s in nextprime (the two-state
+    softmax at discount 1e-308); factoring is cosmetic and skipped beyond 256-bit numbers."""
+    import sympy
+
+    from pgverify.printing import FACTOR_BITS, _small_numbers
+
+    x = sympy.Symbol("x")
+    assert _small_numbers(x**2 / 3 + 2 ** FACTOR_BITS - 1)
+    assert not _small_numbers(x**2 + sympy.Rational(1, 10**308))
+
+
+def test_the_two_state_softmax_at_a_discount_of_1e_minus_308_is_checked(tmp_path):
+    text = _case("two_state_softmax", "discount: 9/10\n", "discount: 1e-308\n")
+    data = json.loads(run(tmp_path, text, "--json").output)
+    assert data["verified"] and data["proof"] == "symbolic"
+    # gamma ~ 0: J is the expected first reward, (1/2)(1/2 * 1) + (1/2)(1/2 * 2 - 1/2 * 1) = 1/2 at theta = phi = 0
+    assert abs(data["objective"]["float"] - 0.5) < 1e-15
+
+
+@pytest.mark.parametrize("name, old, new, atom", [
+    ("deterministic_policy", "  k: 1/2\n", "  k: 1e400\n", "exp(-k) is exp(-1.00E+400)"),
+    ("deterministic_policy", "  c: 1\n", "  c: 1e400\n", "exp(-2*c*k) is exp(-1.00E+400)"),
+    ("deterministic_policy", "  k: 1/2\n", "  k: exp(1000)\n", "exp(-k) is exp(-1.97E+434)"),
+    ("two_state_softmax", "  theta: 0 ", "  theta: 1e400 ", "exp(theta) is exp(1.00E+400)"),
+    ("two_state_softmax", "  theta: 0 ", "  theta: exp(1000) ", "exp(theta) is exp(1.97E+434)"),
+])
+def test_exp_of_a_huge_argument_at_the_point_is_refused_up_front(tmp_path, name, old, new, atom):
+    """A parameter of 1e400 in sigmoid(a) took 44 s in sympy's evaluation of exp(-10^400); the literal
+    exp(1e400) was already refused (2303 = 1000 ln 10): the same limit holds at the parameter point."""
+    import time
+
+    t0 = time.perf_counter()
+    r = run(tmp_path, _case(name, old, new))
+    assert r.exit_code == 2, r.output
+    out = " ".join(r.output.split())
+    assert f"exp of a number beyond 2303 in magnitude at the parameter point: {atom}" in out
+    assert time.perf_counter() - t0 < 10
+
+
+def test_exp_at_the_limit_is_computed(tmp_path):
+    """sigmoid(2300 k) at k = 1: exp(-2300) is within the limit; J = sigmoid(2300) to 50 digits."""
+    import mpmath
+
+    r = run(tmp_path, case_text(X="sigmoid(2300*k)", Y="1 - sigmoid(2300*k)", params="{k: 1}"), "--json")
+    assert r.exit_code == 0, r.output
+    res = pgverify.check(tmp_path / "case.yaml")
+    with mpmath.workdps(60):
+        want = 1 / (1 + mpmath.exp(-2300))
+        assert abs(mpmath.mpf(res.objective.digits) - want) < mpmath.mpf(10) ** -45
+
+
+def test_sigmoid_of_a_tiny_multiple_of_the_action_is_computed(tmp_path):
+    """sigmoid(1e-60 a) overflowed in fmpz_pow_fmpz; the success probability is 1/2 + a 1e-60 / 4 + ..."""
+    text = _case("deterministic_policy", "S0: {S1: sigmoid(a), fail: 1 - sigmoid(a)}",
+                 "S0: {S1: sigmoid(1e-60*a), fail: 1 - sigmoid(1e-60*a)}")
+    r = run(tmp_path, text, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["verified"]
+
+
+def test_a_discount_just_below_one_is_not_taken_for_one(tmp_path):
+    """gamma = 1 - 10^-60 on a cycle without a terminal state: the return is defined (J = 1/4 / (1 - gamma)
+    ... here the discounted sum), and the properness test for gamma = 1 (which nsimplify applied) does not."""
+    text = ("name: loop\nparameters: {p: 1/2}\nstates: [S, T]\nactions: [x, y]\nstart: S\n"
+            "discount: 1 - 1/10**60\npolicy: {S: {x: p, y: 1 - p}, T: {x: p, y: 1 - p}}\n"
+            "transitions: {S: {x: T, y: S}, T: {x: S, y: T}}\nrewards: {S: {x: 1}}\n")
+    r = run(tmp_path, text, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["verified"]
+
+
+# -- YAML: alias bombs, deep nesting and recursive aliases, with the C and the pure-Python parser -------
+def _laughs(levels=9, width=9, name="lol"):
+    """A 'billion laughs' block: each level an alias list of the level below; width**levels nodes."""
+    out = f"x_{name}0: &{name}0 [{', '.join(['lol'] * width)}]\n"
+    for i in range(1, levels + 1):
+        out += f"x_{name}{i}: &{name}{i} [{', '.join([f'*{name}{i - 1}'] * width)}]\n"
+    return out
+
+
+YAML_BOMBS = {
+    "laughs-in-unknown-fields": open("cases/short_corridor.yaml").read() + _laughs(),
+    "laughs-as-the-states": open("cases/short_corridor.yaml").read().replace(
+        "states: [S0, S1, S2, G]", _laughs(name="s") + "states: *s9"),
+    "deep-flow-sequence": open("cases/short_corridor.yaml").read().replace(
+        "states: [S0, S1, S2, G]", "states: " + "[" * 5000 + "]" * 5000),
+    "deep-flow-mapping": open("cases/short_corridor.yaml").read() + "x: " + "{a: " * 3000 + "1" + "}" * 3000 + "\n",
+    "deep-block-mapping": open("cases/short_corridor.yaml").read() + "x:\n" + "".join(
+        " " * (i + 1) + "a:\n" for i in range(2000)) + " " * 2001 + "1\n",
+    "recursive-sequence": open("cases/short_corridor.yaml").read().replace(
+        "states: [S0, S1, S2, G]", "states: &r [S0, S1, S2, G, *r]"),
+    "recursive-mapping": open("cases/short_corridor.yaml").read().replace(
+        "rewards:\n  default: -1", "rewards: &r\n  default: -1\n  S0: *r"),
+}
+YAML_MESSAGES = {
+    "laughs": "YAML aliases expand to more than 1,000,000 nodes (the limit on what aliases may add",
+    "deep": "YAML nested more than 100 levels deep (the limit; a case file needs about 6)",
+    "recursive": "the YAML alias *r is inside the node it refers to (a recursive structure)",
+}
+
+
+@pytest.mark.parametrize("parser", ["C", "pure-Python"])
+@pytest.mark.parametrize("kind", sorted(YAML_BOMBS))
+def test_yaml_bombs_and_deep_nesting_are_refused_quickly_with_the_limit(tmp_path, monkeypatch, parser, kind):
+    """The issue's alias bomb and a few thousand levels of nesting: exit 2 with the limit named, within
+    seconds and without a traceback, with libyaml (CSafeLoader) and with PyYAML's pure-Python parser
+    (whose composer recursed into a RecursionError and expanded aliases into 10^9 nodes)."""
+    import time
+
+    import yaml
+
+    if parser == "pure-Python":
+        monkeypatch.delattr(yaml, "CSafeLoader", raising=False)
+    elif not hasattr(yaml, "CSafeLoader"):
+        pytest.skip("PyYAML without libyaml")
+    t0 = time.perf_counter()
+    r = run(tmp_path, YAML_BOMBS[kind])
+    assert time.perf_counter() - t0 < 10
+    assert r.exit_code == 2, r.output
+    assert YAML_MESSAGES[kind.split("-")[0]] in " ".join(r.output.split())
+
+
+def test_aliases_within_the_limit_are_read_as_written(tmp_path, monkeypatch):
+    """An anchored row used for three states: the same case as the file written out, with both parsers."""
+    import yaml
+
+    plain = pgverify.load_case("cases/short_corridor.yaml")
+    text = open("cases/short_corridor.yaml").read().replace(
+        "  S0: {left: 1 - p, right: p}\n  S1: {left: 1 - p, right: p}\n  S2: {left: 1 - p, right: p}\n",
+        "  S0: &row {left: 1 - p, right: p}\n  S1: *row\n  S2: *row\n")
+    path = tmp_path / "aliased.yaml"
+    path.write_text(text)
+    for drop_c in (False, True):
+        if drop_c:
+            monkeypatch.delattr(yaml, "CSafeLoader", raising=False)
+        case = pgverify.load_case(path)
+        assert case.pi == plain.pi and case.P == plain.P
+
+
+# -- output paths: one behaviour for every command that writes -------------------------------------
+@pytest.mark.parametrize("command", [
+    ["derive", "cases/short_corridor.yaml"],
+    ["derive", "cases/short_corridor.yaml", "--format", "latex"],
+    ["export", "cases/short_corridor.yaml"],
+    ["show", "cases/short_corridor.yaml"],
+    ["show", "cases/short_corridor.yaml", "--format", "png"],
+    ["import", "gymnasium", "FrozenLake-v1", "--map", "4x4"],
+])
+def test_every_command_refuses_a_missing_output_folder_and_leaves_nothing(tmp_path, command):
+    """import -o created missing folders while derive, export and show refused them after the work:
+    now every command refuses before any work, with one message, and creates nothing."""
+    target = tmp_path / "new" / "deeper" / "out.txt"
+    r = CliRunner().invoke(main, [*command, "-o", str(target)])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    folder = tmp_path / "new" / "deeper"
+    assert r.stderr == (f"pgverify: error: cannot write {target}: the folder {folder} does not exist; pgverify "
+                        f"creates no folders (make it first: mkdir -p {folder})\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_case_creates_no_folder(tmp_path):
+    from pgverify.importers.writer import write_case
+
+    data = {"name": "coin", "parameters": {"p": "1/3"}, "states": ["S", "G"], "terminal": ["G"],
+            "actions": ["stop", "go"], "start": "S", "policy": {"S": {"stop": "1 - p", "go": "p"}},
+            "transitions": {"S": {"stop": "G", "go": "G"}}, "rewards": {"S": {"go": 1}}}
+    with pytest.raises(pgverify.UsageError, match="does not exist; pgverify creates no folders"):
+        write_case(data, tmp_path / "missing" / "coin.yaml")
+    assert list(tmp_path.iterdir()) == []
+    write_case(data, tmp_path / "coin.yaml")
+    assert pgverify.load_case(tmp_path / "coin.yaml").name == "coin"
+
+
+def test_exp_of_a_huge_multiple_is_refused_not_an_overflow_in_the_sum_check(tmp_path):
+    """The mutation fuzzer's find (seeds 552 and 953 of tests/fuzz/test_mutations.py): sigmoid(1e400*a)
+    made sympy's cancel read exp(1e400*a) as a power of degree 10^400 (fmpz_pow_fmpz: exponent too
+    large, a traceback).  The symbolic proof of the row sum gives up; the exact tests refuse the case."""
+    text = _case("deterministic_policy", "S1: {goal: sigmoid(2*a), fail: 1 - sigmoid(2*a)}",
+                 "S1: {goal: sigmoid(2*a), fail: 1 - sigmoid(1e400*a)}")
+    r = run(tmp_path, text)
+    assert r.exit_code == 2, r.output
+    out = " ".join(r.output.split())
+    assert "exp of a number beyond 2303 in magnitude at the parameter point: exp(-1.000e+400*c*k)" in out
+
+
+def test_a_trajectory_tail_bound_below_float64_is_rounded_up_not_to_zero():
+    """At a discount of 1e-308 the cut trajectory sum's tail is about 1e-4928: the bound said '|J| <= 0'
+    (float() rounds to nearest); a bound is rounded up, to the smallest subnormal 2^-1074."""
+    import mpmath
+
+    from pgverify.engines.trajectory import _float_up
+
+    assert _float_up(mpmath.mpf("1e-4928")) == 2.0**-1074
+    third = mpmath.mpf(1) / 3
+    assert _float_up(third) >= third and _float_up(third) - third < 2.0**-53
+    text = _case("short_corridor", "discount: 1\n", "discount: 1e-308\n")
+    case = pgverify.Case.from_dict(__import__("yaml").safe_load(text))
+    res = pgverify.check(case)
+    assert res.verified and 0 < res.truncation["trajectory"]["bound"]["J"] <= 1e-320

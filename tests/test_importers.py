@@ -390,6 +390,7 @@ def test_write_case_round_trips_and_is_deterministic(tmp_path):
                           description="Two lines\\nof text: with a colon")
     assert render_case(data) == render_case(data)
     out = tmp_path / "sub" / "c.yaml"
+    out.parent.mkdir()  # write_case creates no folder (tests/test_hardening.py)
     written = write_case(data, out)
     loaded = pgverify.load_case(out)
     assert all(same_tables(loaded, written).values())

@@ -96,7 +96,7 @@ def test_deterministic_policy_gradient_is_computed_and_checked():
     tests/reference/test_reference_values.py)."""
     res = pgverify.check(CASES / "deterministic_policy.yaml")
     assert res.dpg_check == {"equals": "dynamics + reward families", "agree": True, "proof": "symbolic",
-                             "max_difference": 0.0}
+                             "max_difference": 0.0, "differences": {"k": 0.0, "c": 0.0}, "failed": []}
     for p in ("k", "c"):
         assert sympy.cancel(res.dpg[p].sympy_expression - res.gradient[p].sympy_expression) == 0
     assert pgverify.check(CASES / "short_corridor.yaml").dpg == {}

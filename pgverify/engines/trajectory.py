@@ -24,6 +24,8 @@ trajectories is refused with the count, unless ``force``.
 """
 from __future__ import annotations
 
+import math
+
 import mpmath
 import sympy
 
@@ -235,7 +237,15 @@ def _tail_bound_30(case, alg: Algebra, L: int, alive_L) -> dict:
         if best is None or bound[0] < best[0]:
             best = bound
     up = 1 + mpmath.mpf(10) ** -20
-    return {"J": float(best[0] * up), "grad": [float(b * up) for b in best[1]], "length": L}
+    return {"J": _float_up(best[0] * up), "grad": [_float_up(b * up) for b in best[1]], "length": L}
+
+
+def _float_up(x) -> float:
+    """The smallest float64 >= x (a bound stays a bound: 1e-4928 is 5e-324, not 0.0)."""
+    f = float(x)
+    if f < x:
+        f = math.nextafter(f, math.inf)
+    return f
 
 
 def _series_bound(L, a_L, c, k, gamma, rmax, smax, drmax, dgamma):

@@ -11,6 +11,7 @@ import click
 
 
 from ..casefile import load_case
+from ..cliutil import check_output
 from ..cliutil import emit as _emit
 from ..cliutil import fail as _fail
 from ..errors import PgVerifyError
@@ -34,6 +35,7 @@ def export_command(case, fmt, output):
     """Write CASE's induced Markov chain for another tool (PRISM language; J = R{"r"}=? [ F "done" ])."""
     from .prism import to_prism
 
+    check_output(output)  # before any work: no folder is created
     loaded = _load(case)
     try:
         text = to_prism(loaded)
@@ -55,6 +57,7 @@ def show_command(case, fmt, output, label_width):
     """Draw CASE: states, actions with pi(a|s), transitions with P and rewards."""
     from .show import to_dot, to_png
 
+    check_output(output)
     loaded = _load(case)
     if fmt == "png":
         if output is None:

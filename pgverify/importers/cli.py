@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import re
 import warnings
+from pathlib import Path
 
 import click
 import yaml
 
 from ..casefile import case_from_yaml
+from ..cliutil import check_output
 from ..cliutil import fail as _fail
 from ..errors import PgVerifyError
 from .common import DEFAULT_LIMIT, MergedRewardWarning, RationalisationWarning
@@ -90,6 +92,9 @@ def gymnasium_command(env_id, map_name, desc, slippery, env_options, gamma, hori
     terminated=True).  Example: pgverify import gymnasium FrozenLake-v1 --map 8x8 -o cases/fl8.yaml
     """
     options = _env_options(env_options)
+    if output is not None and not (force or not Path(output).exists()):
+        _fail(f"{output} exists already; pass --force (force=True) to overwrite it, or choose another path")
+    check_output(output)  # before the import: no folder is created, nothing is left behind
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

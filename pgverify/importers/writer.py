@@ -20,7 +20,7 @@ from typing import Mapping
 import yaml
 
 from ..casefile import TOP_KEYS, case_from_yaml
-from ..files import write_atomic
+from ..files import output_problem, write_atomic
 from ..errors import UsageError
 from ..model import Case
 from .common import fraction_text
@@ -192,11 +192,12 @@ def write_case(data: Mapping, path, *, force: bool = False, header: str | None =
         raise UsageError(f"{path} is a folder; give a file name, e.g. {path / 'case.yaml'}")
     if path.exists() and not force:
         raise UsageError(f"{path} exists already; pass --force (force=True) to overwrite it, or choose another path")
+    problem = output_problem(path)  # no folder is created, as by every command that writes
+    if problem is not None:
+        raise UsageError(f"cannot write {path}: {problem}")
     text = render_case(data, header=header)
     case = case_from_yaml(text, source=str(path))
-    folder = path.parent if str(path.parent) else Path(".")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
         write_atomic(path, text)
     except OSError as exc:
         raise UsageError(f"cannot write {path} ({exc.strerror or exc}); check that the folder is writable") from None
