@@ -549,19 +549,23 @@ class _Builder:
         return entry[1]
 
     # -- the build ------------------------------------------------------------
-    def build(self) -> Case:
-        root = self.root
-        entries = self.mapping(root, "", "the case")
+    def read_top(self, keys, what: str) -> dict:
+        """The file's top-level fields (name -> node), an error for each one not in ``keys``; sets ``self.top``."""
+        entries = self.mapping(self.root, "", "the case")
         if entries is None:
             raise CaseFileError(self.problems, path=self.source)
         top = {}
         for name, knode, vnode in entries:
-            if name not in TOP_KEYS:
-                self.err(name, knode, f"unknown field {name!r}", given=name,
-                         hint=f"Fields of a case: {', '.join(TOP_KEYS)}")
+            if name not in keys:
+                self.err(name, knode, f"unknown field {name!r}", given=name, hint=f"Fields of {what}: {', '.join(keys)}")
                 continue
             top[name] = vnode
         self.top = top
+        return top
+
+    def build(self) -> Case:
+        root = self.root
+        top = self.read_top(TOP_KEYS, "a case")
 
         name = self._name()
         description = ""

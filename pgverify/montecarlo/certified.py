@@ -405,14 +405,24 @@ def _certified_moments(mdp, names, *, J, V, group: int = 8):
                 tot = _acc(tot, (rho * ci * cj * m2[_key(i, j, COMPONENTS_ORDER)]).sum(0))
         return _widen(tot, width)
 
-    class _F:
-        @staticmethod
-        def of(fr):
-            return Bounded.of(Fraction(fr))
-
     def complete(combo):
         """Whether every first and second moment of the functionals in ``combo`` is finite."""
         return combo <= set(m1) and all(_key(i, j, COMPONENTS_ORDER) in m2 for i in combo for j in combo)
+
+    return assemble(names, grouped, combos, complete, combination, start_mean, start_second,
+                    lambda fr: Bounded.of(Fraction(fr)), one, how, n, group)
+
+
+def assemble(names, grouped, combos, complete, combination, start_mean, start_second, of, one, how, n, group):
+    """Each estimator's (mean, variance) from the moments of the functionals it combines: the last
+    step of the certified recursions, shared by the dense tables (here) and the sparse ones
+    (:mod:`pgverify.montecarlo.sparsemoments`).  ``complete(combo)`` says whether every moment the
+    combination needs is finite; ``of`` makes a bounded number of an exact one."""
+
+    class _F:
+        @staticmethod
+        def of(fr):
+            return of(fr)
 
     out = {}
     infinite = (None, None, "none: the estimator sums infinitely many terms "

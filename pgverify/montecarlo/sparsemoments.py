@@ -33,8 +33,8 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from .certified import (ROUND, Bounded, Uncertified, _C, _full_M, _gamma, _group_moments, _LAMBDA,
-                        _names, _pack, _tight, _times)
+from .certified import (ROUND, Bounded, Uncertified, _C, _full_M, _gamma, _LAMBDA, _names, _times,
+                        assemble)
 from .estimators import extra_terms_needed
 from .recursive import _MAIN, COMPONENTS, _closure, _key, needed_pairs
 from .sparse import _reachable
@@ -531,34 +531,11 @@ def _sparse_moments(mdp, names, *, J, V, group):
                 tot = term if tot is None else tot + term
         return _widen(tot, width)
 
-    class _F:
-        @staticmethod
-        def of(fr):
-            return _B.of(fr)
-
     def complete(combo):
         return combo <= set(m1) and all(_key(i, j, _ORDER) in m2 for i in combo for j in combo)
 
-    out = {}
-    infinite = (None, None, "none: the estimator sums infinitely many terms "
-                            "(a reachable part of the chain never terminates)", None, None)
-    for name in names:
-        if name in _MAIN:
-            if not complete(combos[name]):
-                out[name] = infinite
-                continue
-            comb = combination(_MAIN[name])
-            mean = start_mean(comb)
-            var = start_second(comb) - mean * mean
-            out[name] = _pack(mean, var, how, n)
-    for name in grouped:
-        if not complete(combos["_group"]):
-            out[name] = infinite
-            continue
-        mean, var = _group_moments(name, group, combination("HS"), start_mean, start_second, _F, one)
-        out[name] = _pack(mean, var, f"{how} and independence", n)
-    scale = max((abs(v) for entry in out.values() if entry[1] is not None for v in entry[1]), default=0.0)
-    return {name: _tight(entry, scale) for name, entry in out.items()}
+    return assemble(names, grouped, combos, complete, combination, start_mean, start_second, _B.of, one, how, n,
+                    group)
 
 
 def _widen(b, width):

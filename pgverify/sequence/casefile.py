@@ -137,17 +137,7 @@ class _SequenceBuilder(_Builder):
     """Reads a sequence case with the MDP builder's reporting, names, parameters and constants."""
 
     def build(self) -> SequenceCase:
-        entries = self.mapping(self.root, "", "the case")
-        if entries is None:
-            raise CaseFileError(self.problems, path=self.source)
-        top = {}
-        for name, knode, vnode in entries:
-            if name not in SEQUENCE_KEYS:
-                self.err(name, knode, f"unknown field {name!r}", given=name,
-                         hint=f"Fields of a sequence case: {', '.join(SEQUENCE_KEYS)}")
-                continue
-            top[name] = vnode
-        self.top = top
+        top = self.read_top(SEQUENCE_KEYS, "a sequence case")
         kind = top.get("kind")
         if kind is not None and not (kind.kind == "scalar" and kind.name() == "sequence"):
             self.err("kind", kind, "a sequence case has 'kind: sequence'", hint="Write 'kind: sequence'")

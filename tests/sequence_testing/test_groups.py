@@ -82,30 +82,7 @@ def test_stale_needs_a_stale_point():
         assert_unbiased(rloo, LENGTH, episodes=200, stale=True)
 
 
-def test_torch_grpo_loss():
-    torch = pytest.importorskip("torch")
-
-    def grpo_loss(batch: GroupBatch):
-        """A GRPO loss as trainers write it; the update of each group is minus the gradient of its loss."""
-        idx = {t: i for i, t in enumerate(batch.vocabulary)}
-        tok = torch.as_tensor(np.where(batch.mask, batch.tokens, 0))
-        mask = torch.as_tensor(batch.mask, dtype=torch.float64)
-        r = torch.as_tensor(batch.rewards)
-        adv = (r - r.mean(1, keepdim=True)) / (r.std(1, unbiased=False, keepdim=True) + 1e-6)
-        lengths = torch.as_tensor(batch.lengths, dtype=torch.float64)
-
-        def losses(th):  # one loss per group
-            logits = torch.zeros(len(batch.vocabulary), dtype=torch.float64)
-            logits = logits.index_put((torch.tensor([idx["A"], idx["eos"]]),), th)
-            logp = torch.log_softmax(logits, 0)
-            per_seq = (logp[tok] * mask).sum(2) / lengths
-            return -(adv * per_seq).mean(1)
-
-        th = torch.tensor([batch.theta["x"], batch.theta["stop"]], dtype=torch.float64)
-        return -torch.autograd.functional.jacobian(losses, th, vectorize=True)  # (B, n)
-
-    rep = assert_unbiased(grpo_loss, LENGTH, episodes=2000, group=8, expected="grpo+seq_mean")
-    assert rep.passed and rep.matches[0][0] == "grpo+seq_mean"
+# A PyTorch GRPO loss tested the same way: docs/examples/grpo_torch.py, run by tests/test_docs.py (torch extra).
 
 
 def _run(*args):
