@@ -232,6 +232,14 @@ def _compose(text: str, source) -> Node | None:
         line = mark.line + 1 if mark else None
         msg = f"not valid YAML: {exc.problem or exc.context}"
         raise CaseFileError([Problem(msg, line=line, hint="Fix the YAML syntax")], path=source) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow: said by line and column
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        raise CaseFileError([Problem(f"not valid YAML: the character U+{ord(char):04X} at column {column} is not "
+                                     "allowed in YAML", line=line,
+                                     hint="Remove it (a NUL or control character: is the file binary, or saved "
+                                     "in another encoding?)")], path=source) from None
     except yaml.YAMLError as exc:
         raise CaseFileError([Problem(f"not valid YAML: {exc}")], path=source) from None
     except RecursionError:  # not expected: the event loop refused deep nesting already

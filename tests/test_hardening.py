@@ -657,3 +657,16 @@ def test_a_trajectory_tail_bound_below_float64_is_rounded_up_not_to_zero():
     case = pgverify.Case.from_dict(__import__("yaml").safe_load(text))
     res = pgverify.check(case)
     assert res.verified and 0 < res.truncation["trajectory"]["bound"]["J"] <= 1e-320
+
+
+def test_a_character_yaml_refuses_is_reported_by_line_and_column(tmp_path):
+    """Issue 12: a NUL byte was reported by character position ("position 22"); it is now a line and column."""
+    from pgverify import CaseFileError, load_case
+
+    path = tmp_path / "nul.yaml"
+    path.write_bytes(b"name: x\nstates: [S, G]\x00\nterminal: [G]\n")
+    with pytest.raises(CaseFileError) as info:
+        load_case(path)
+    (problem,) = info.value.problems
+    assert problem.line == 2
+    assert problem.message == "not valid YAML: the character U+0000 at column 15 is not allowed in YAML"
