@@ -210,7 +210,7 @@ def check_command(cases, at, as_json, force_symbolic, force_point, force_exact, 
             if res.sequence_estimators is not None:
                 from .sequence.report import render_text as render_llm
 
-                click.echo("\n" + render_llm(res.sequence_estimators), nl=False)
+                click.echo("\n" + render_llm(res.sequence_estimators, console.width), nl=False)
     sys.exit(EXIT_OK if all(r.verified for r in results) else EXIT_DISAGREE)
 
 

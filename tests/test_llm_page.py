@@ -71,8 +71,11 @@ def test_readme_shows_the_real_output_of_pgverify_estimators():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     m = re.search(r"```\n\$ pgverify estimators docs/examples/seq_five_lines.yaml --no-mc\n(.*?)\n\.\.\.\n```", readme, re.S)
     assert m, "the README's example of pgverify estimators is missing"
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}  # a pipe without COLUMNS: lines as rendered
     out = subprocess.run([sys.executable, "-m", "pgverify.cli", "estimators", "docs/examples/seq_five_lines.yaml",
-                          "--no-mc"], cwd=ROOT, capture_output=True, text=True)
+                          "--no-mc"], cwd=ROOT, capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     got = [line.rstrip() for line in out.stdout.split("\n")]
     shown = m.group(1).split("\n")

@@ -60,7 +60,10 @@ def estimators_command(case, names, group, eps, at, as_json, output, no_mc, batc
         result = analyse(loaded.sequence, chosen, group=group, eps=eps, mc=mc, jacobian=not no_jacobian)
     except PgVerifyError as exc:
         fail(str(exc))
-    emit(render_json(result) + "\n" if as_json else render_text(result), output)
+    from ..cli import _terminal_width
+
+    width = None if output is not None else _terminal_width()
+    emit(render_json(result) + "\n" if as_json else render_text(result, width), output)
     failed = [n for n, e in result.estimators.items()
               if e.status != "ok" or (e.monte_carlo or {}).get("verdict") == "DIFFERS"]
     sys.exit(1 if failed else 0)

@@ -44,8 +44,17 @@ def render_json(result) -> str:
     return json.dumps(result.to_dict(), indent=2)
 
 
-def render_text(result) -> str:
-    """A plain-text report: the objective, then a table of the estimators and their reasons."""
+#: the table's columns left out, in this order, while it is wider than ``width`` (the reasons under the
+#: table say each estimator's proof; --json has every column)
+DROP = ("proof", "variance trace", "cosine")
+
+
+def render_text(result, width: int | None = None) -> str:
+    """A plain-text report: the objective, then a table of the estimators and their reasons.
+
+    With ``width`` (a terminal's), table columns are left out in the order of :data:`DROP` while the
+    table is wider (a line says which), and the prose is wrapped at spaces
+    (:func:`pgverify.termlayout.wrap_document`); without it, the lines are as rendered."""
     d = result.to_dict()
     obj = d["objective"]
     lines = [f"case {d['case']}: {len(d['parameters'])} parameters, group G = {d['group']}, GRPO eps = {d['eps']}",
@@ -64,11 +73,24 @@ def render_text(result) -> str:
             continue
         rows.append((name, _relative_bias(e), _num(e, "cosine"), _num(e, "variance_trace"),
                      e["is_gradient"], e["proof"], mc))
-    widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
+    keep = list(range(len(head)))
+
+    def table_width():
+        return sum(max(len(str(r[i])) for r in rows + [head]) for i in keep) + 2 * (len(keep) - 1)
+
+    dropped = []
+    for name in DROP:
+        if width is None or table_width() <= width:
+            break
+        keep.remove(head.index(name))
+        dropped.append(name)
+    widths = [max(len(str(r[i])) for r in rows + [head]) for i in keep]
     fmt = "  ".join("{:<%d}" % w for w in widths)
-    lines.append(fmt.format(*head))
+    lines.append(fmt.format(*(head[i] for i in keep)).rstrip())
     lines.append(fmt.format(*("-" * w for w in widths)))
-    lines.extend(fmt.format(*r) for r in rows)
+    lines.extend(fmt.format(*(r[i] for i in keep)).rstrip() for r in rows)
+    if dropped:
+        lines.append(f"(left out at {width} columns: {', '.join(dropped)}; --json has them)")
     lines.append("")
     for name, e in d["estimators"].items():
         if e["status"] != "ok":
@@ -93,4 +115,9 @@ def render_text(result) -> str:
         lines.append(f"Monte Carlo: {m['batches']} batches per estimator, seed {m['seed']}, {m['tests']} tests, "
                      f"{m['test']} at alpha {m['alpha']}: "
                      + ("every estimator consistent with its exact mean" if m["consistent"] else "SOME DIFFER"))
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    if width is not None:
+        from ..termlayout import wrap_document
+
+        text = wrap_document(text, width)
+    return text

@@ -141,3 +141,26 @@ def test_one_parameter_updates_are_gradients():
     for name in ("grpo+seq_mean", "grpo+token_mean"):
         assert res[name].is_gradient == "yes"
         assert res[name].gradient_reason.startswith("one parameter: without clip the expected update is a smooth")
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_the_estimators_report_fits_the_terminal(width):
+    """Issue 10's rule for every table: at 80 columns nothing is wider than the terminal, columns are
+    left out in a stated order (proof, variance trace, cosine) and a line says which."""
+    import os
+
+    env = dict(os.environ, COLUMNS=str(width))
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "pgverify.cli", "estimators", "cases/seq_kl_reference.yaml",
+                          "--batches", "500"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.split("\n")
+    assert max(len(line) for line in lines) <= width
+    if width == 80:
+        assert "(left out at 80 columns: proof, variance trace; --json has them)" in lines
+        header = next(line for line in lines if line.startswith("estimator"))
+        assert header.split() == ["estimator", "relative", "bias", "cosine", "gradient?", "Monte", "Carlo"]
+    else:
+        assert not any(line.startswith("(left out") for line in lines)
