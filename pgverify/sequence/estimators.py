@@ -878,6 +878,40 @@ def _score_identity(seq, spec: Spec, G: int, tb, res: EstimatorResult, obj: Obje
     return "yes", what, reason
 
 
+def _prompt_weights(seq, spec, G, eps, tb, multiset_limit) -> dict:
+    """x -> phi_x at the point, where the expected update given prompt x is phi_x grad q_x (q_x the
+    probability of x's higher reward): each prompt's update computed alone (all of rho on x) and divided
+    by grad q_x, with the proportionality checked; prompts whose update is not such a multiple, or whose
+    grad q_x is 0, are left out (an empty dict: nothing to show)."""
+    from dataclasses import replace
+
+    import sympy
+
+    out = {}
+    for x in seq.prompts:
+        values = sorted({c.R_exact for c in tb.comps[x]})
+        if len(values) != 2 or any(c.R_exact is None for c in tb.comps[x]):
+            return {}
+        grad_q = nb.zeros(tb.n)
+        for c in tb.comps[x]:
+            if c.R_exact == values[1]:
+                grad_q = grad_q + c.p * c.sigma
+        gq2 = _norm2(grad_q)
+        if not nb.certainly_nonzero(gq2):
+            continue
+        alone = replace(seq, prompt_probs={y: sympy.Integer(1 if y == x else 0) for y in seq.prompts})
+        try:
+            mean = moments(alone, spec, group=G, eps=eps, second=False, multiset_limit=multiset_limit)["mean"]
+        except NotRun:
+            return {}
+        with nb.working_precision():
+            phi = _dot(mean, grad_q) / gq2
+            if any(nb.certainly_nonzero(m - phi * g) for m, g in zip(mean, grad_q)):
+                return {}
+        out[x] = phi
+    return out
+
+
 def _gradient_verdict(seq, spec, res: EstimatorResult, obj: Objective, tb, G, eps, multiset_limit, jacobian):
     """(is_gradient, objective, reason): proved equalities first, then the Jacobian's symmetry."""
     bias, grad, mean = res.bias, obj.gradient, res.mean
@@ -898,12 +932,6 @@ def _gradient_verdict(seq, spec, res: EstimatorResult, obj: Objective, tb, G, ep
     ident = _score_identity(seq, spec, G, tb, res, obj)
     if ident is not None:
         return ident
-    if tb.n == 1 and not spec.clip:
-        return ("yes", "F(theta), the integral of the expected update along theta",
-                "one parameter: without clip the expected update is a smooth function of theta alone (finite sums "
-                "and products of the policy's probabilities with coefficients that depend only on the rewards), so "
-                "it is the derivative of its own integral F; every one-parameter update is a gradient, and the "
-                "Jacobian test (Nota & Thomas 2020) needs two parameters")
     if not nb.is_exact(bias) and all(not nb.certainly_nonzero(b) for b in bias):
         return ("undecided", None, f"every coordinate of the bias is within {nb.bound(bias):.3g} of 0 "
                 "(certified balls): consistent with grad J, but balls cannot prove the equality")
@@ -915,11 +943,23 @@ def _gradient_verdict(seq, spec, res: EstimatorResult, obj: Objective, tb, G, ep
             if len(vals) > 2:
                 prompts_ok = False
         if prompts_ok:
+            weights = _prompt_weights(seq, spec, G, eps, tb, multiset_limit)
+            here = ""
+            if weights:
+                shown = ", ".join(f"{x}: {nb.as_float(w):.6g}" for x, w in weights.items())
+                here = (f"; at this point phi_x = {shown} (the expected update given x divided by grad q_x, "
+                        "exact or certified): locally a reweighting of the prompts' success probabilities")
             return ("yes", "sum_x rho(x) F_x(E[R|x]) for functions F_x fixed by the group coefficients",
                     "each prompt's rewards take at most two values, so the expected update of each prompt is "
                     "phi_x(q_x) grad q_x with q_x the probability of the higher reward and phi_x a function of "
                     "q_x alone (the group's type distribution); it is the gradient of sum_x rho(x) Phi_x(q_x), "
-                    "Phi_x' = phi_x, an increasing transform of E[R|x] when phi_x > 0")
+                    "Phi_x' = phi_x, an increasing transform of E[R|x] when phi_x > 0" + here)
+    if tb.n == 1 and not spec.clip:
+        return ("yes", "F(theta), the integral of the expected update along theta",
+                "one parameter: without clip the expected update is a smooth function of theta alone (finite sums "
+                "and products of the policy's probabilities with coefficients that depend only on the rewards), so "
+                "it is the derivative of its own integral F; every one-parameter update is a gradient, and the "
+                "Jacobian test (Nota & Thomas 2020) needs two parameters")
     if not jacobian:
         return "undecided", None, "the Jacobian was not computed"
     if tb.n > JACOBIAN_PARAMETER_LIMIT:

@@ -164,3 +164,20 @@ def test_the_estimators_report_fits_the_terminal(width):
         assert header.split() == ["estimator", "relative", "bias", "cosine", "gradient?", "Monte", "Carlo"]
     else:
         assert not any(line.startswith("(left out") for line in lines)
+
+
+def test_prompt_weights_of_a_two_valued_reward():
+    """The prompt weights phi_x (expected update given x = phi_x grad q_x): for Dr. GRPO's mean-centred
+    advantage with 0/1 rewards, phi_x = (G - 1)/G for every prompt (Liu et al. 2025: E[(R - mean) score]
+    = (G - 1)/G grad E[R]); GRPO's are named in its verdict."""
+    import flint
+
+    from pgverify.sequence import analyse
+    from pgverify.sequence.estimators import _prompt_weights, parse_estimator
+    from pgverify.sequence.objective import SequenceTables
+
+    seq = pgverify.load_case("cases/seq_difficulty_bias.yaml").sequence
+    w = _prompt_weights(seq, parse_estimator("dr_grpo"), 8, flint.fmpq(1, 10**6), SequenceTables(seq), 10**5)
+    assert w == {"easy": flint.fmpq(7, 8), "hard": flint.fmpq(7, 8)}
+    reason = analyse(seq, ["grpo"], variance=False).estimators["grpo"].gradient_reason
+    assert "at this point phi_x = easy: 1.92924, hard: 2.29876" in reason
