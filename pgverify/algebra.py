@@ -203,7 +203,7 @@ class _Normaliser:
             if c < 0:
                 raise ValueError("log of a quantity that is negative at the point")
             for integer, s2 in ((c.p, sign), (c.q, -sign)):
-                for prime, k in sympy.factorint(integer).items():
+                for prime, k in _factor_integer(integer).items():
                     out += s2 * k * self._atom(("log", prime), sympy.log(prime), "L", lambda q: 0)
             for fac, k in factors:
                 out += sign * k * self._log_irreducible(fac)
@@ -548,3 +548,36 @@ class Algebra:
                                      and v.rad() > flint.arb(10) ** -(NUMERIC_DIGITS + 60)):
                 return None  # not accurate enough: the sympy route decides
             return v
+
+
+#: Integers up to this many bits are factored completely for logs of rationals (log 12 = 2 log 2 +
+#: log 3); larger ones only by trial division (factoring 10**999 + 1 does not end).
+FACTOR_BITS = 64
+_SMALL_PRIMES = None
+
+
+def _factor_integer(n: int) -> dict:
+    """n's factorisation for the logs of the field: complete up to :data:`FACTOR_BITS` bits, else the
+    primes below 10^4 and the cofactor left (an atom of its own: distinct representations of one
+    logarithm are then told apart by the numeric zero test, not by the field)."""
+    n = int(n)
+    if n.bit_length() <= FACTOR_BITS:
+        return sympy.factorint(n)
+    global _SMALL_PRIMES
+    if _SMALL_PRIMES is None:
+        _SMALL_PRIMES = list(sympy.primerange(2, 10_000))
+    out = {}
+    for p in _SMALL_PRIMES:
+        if n % p == 0:
+            k = 0
+            while n % p == 0:
+                n //= p
+                k += 1
+            out[p] = k
+    if n > 1:
+        if n.bit_length() <= FACTOR_BITS:
+            for q, k in sympy.factorint(n).items():
+                out[q] = out.get(q, 0) + k
+        else:
+            out[n] = out.get(n, 0) + 1
+    return out

@@ -670,3 +670,22 @@ def test_a_character_yaml_refuses_is_reported_by_line_and_column(tmp_path):
     (problem,) = info.value.problems
     assert problem.line == 2
     assert problem.message == "not valid YAML: the character U+0000 at column 15 is not allowed in YAML"
+
+
+def test_the_log_of_a_rational_with_a_huge_denominator_is_not_factored_completely(tmp_path):
+    """Fuzz mutant 150 (a reference logit log(10**999) in a sequence case): the field split the log of
+    pi_ref = 10^999 / (10^999 + 1) into logs of primes, and sympy.factorint(10**999 + 1) did not end.
+    Integers over 64 bits are now split by trial division only (pgverify.algebra._factor_integer)."""
+    from pgverify.algebra import _factor_integer
+
+    assert _factor_integer(12) == {2: 2, 3: 1}
+    assert _factor_integer(2**200 * 3) == {2: 200, 3: 1}
+    big = _factor_integer(10**999 + 1)
+    prod = 1
+    for p, k in big.items():
+        prod *= p**k
+    assert prod == 10**999 + 1
+    text = ("name: one-token\nparameters: {u: 0}\nvocabulary: [A]\nmax_length: 1\nlogits: {A: u}\nreward: 0\n"
+            "reference: {A: log(10**999)}\nbeta: 1\n")
+    r = run(tmp_path, text, "--no-mc")
+    assert r.exit_code == 0, r.output
