@@ -378,24 +378,39 @@ def _certified_moments(mdp, names, *, J, V, group: int = 8):
     rho = B(mdp.rho0).reshape(S, 1)
     drho = B(mdp.dlog_rho0) if n else Bounded(np.zeros((S, 1)))
     dg = B(mdp.dgamma).reshape(1, width) if n else Bounded(np.zeros((1, 1)))
-    one = Bounded(1.0)
+    return finish(Bounded, names, grouped, combos, m1, m2, rho, drho, dg, extras, width, how, n, group,
+                  lambda fr: Bounded.of(Fraction(fr)))
+
+
+def finish(B, names, grouped, combos, m1, m2, rho, drho, dg, extras, width, how, n, group, of):
+    """The last step of the certified recursions, shared by the dense tables (here) and the sparse
+    ones (:mod:`pgverify.montecarlo.sparsemoments`): the functionals' moments at time 0 weighted by
+    the start distribution (``rho``; ``drho`` and ``dg`` the start and discount scores the estimators
+    add when ``extras``), then each estimator's (mean, variance) by :func:`assemble`.  ``B`` is the
+    bounded-number class of the caller's numbers, ``of`` makes one of an exact number."""
+    one = B(1.0)
 
     def combination(main):
         def comb(_s=None):
             co = {main: one}
             if extras:
-                co["DYN"] = co.get("DYN", Bounded(0.0)) + one
-                co["PATH"] = co.get("PATH", Bounded(0.0)) + one
-                co["T"] = co.get("T", Bounded(0.0)) + dg
-                co["H"] = co.get("H", Bounded(0.0)) + drho
+                co["DYN"] = co.get("DYN", B(0.0)) + one
+                co["PATH"] = co.get("PATH", B(0.0)) + one
+                co["T"] = co.get("T", B(0.0)) + dg
+                co["H"] = co.get("H", B(0.0)) + drho
             return co
         return comb
+
+    def widen(b):
+        if b is None:
+            return B(np.zeros(width))
+        return B(np.broadcast_to(b.v, (width,)).copy(), np.broadcast_to(b.e, (width,)).copy())
 
     def start_mean(comb):
         tot = None
         for i, c in comb(None).items():
             tot = _acc(tot, (rho * c * m1[i]).sum(0))
-        return _widen(tot, width)
+        return widen(tot)
 
     def start_second(comb, comb2=None):
         comb2 = comb2 or comb
@@ -403,14 +418,13 @@ def _certified_moments(mdp, names, *, J, V, group: int = 8):
         for i, ci in comb(None).items():
             for j, cj in comb2(None).items():
                 tot = _acc(tot, (rho * ci * cj * m2[_key(i, j, COMPONENTS_ORDER)]).sum(0))
-        return _widen(tot, width)
+        return widen(tot)
 
     def complete(combo):
         """Whether every first and second moment of the functionals in ``combo`` is finite."""
         return combo <= set(m1) and all(_key(i, j, COMPONENTS_ORDER) in m2 for i in combo for j in combo)
 
-    return assemble(names, grouped, combos, complete, combination, start_mean, start_second,
-                    lambda fr: Bounded.of(Fraction(fr)), one, how, n, group)
+    return assemble(names, grouped, combos, complete, combination, start_mean, start_second, of, one, how, n, group)
 
 
 def assemble(names, grouped, combos, complete, combination, start_mean, start_second, of, one, how, n, group):
@@ -451,12 +465,6 @@ COMPONENTS_ORDER = list(COMPONENTS)
 
 def _acc(tot, term):
     return term if tot is None else tot + term
-
-
-def _widen(b, width):
-    if b is None:
-        return Bounded(np.zeros(width))
-    return Bounded(np.broadcast_to(b.v, (width,)).copy(), np.broadcast_to(b.e, (width,)).copy())
 
 
 def _zero_terminal(b, live_mask):

@@ -34,7 +34,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from .certified import (ROUND, Bounded, Uncertified, _C, _full_M, _gamma, _LAMBDA, _names, _times,
-                        assemble)
+                        finish)
 from .estimators import extra_terms_needed
 from .recursive import _MAIN, COMPONENTS, _closure, _key, needed_pairs
 from .sparse import _reachable
@@ -502,46 +502,7 @@ def _sparse_moments(mdp, names, *, J, V, group):
         dg = _B(mdp.dgamma.reshape(1, n), _floor(dge).reshape(1, n))
     else:
         drho, dg = _B(np.zeros((L, 1))), _B(np.zeros((1, 1)))
-    one = _B(1.0)
-
-    def combination(main):
-        def comb(_s=None):
-            co = {main: one}
-            if extras:
-                co["DYN"] = co.get("DYN", _B(0.0)) + one
-                co["PATH"] = co.get("PATH", _B(0.0)) + one
-                co["T"] = co.get("T", _B(0.0)) + dg
-                co["H"] = co.get("H", _B(0.0)) + drho
-            return co
-        return comb
-
-    def start_mean(comb):
-        tot = None
-        for i, c in comb(None).items():
-            term = (rho * c * m1[i]).sum(0)
-            tot = term if tot is None else tot + term
-        return _widen(tot, width)
-
-    def start_second(comb, comb2=None):
-        comb2 = comb2 or comb
-        tot = None
-        for i, ci in comb(None).items():
-            for j, cj in comb2(None).items():
-                term = (rho * ci * cj * m2[_key(i, j, _ORDER)]).sum(0)
-                tot = term if tot is None else tot + term
-        return _widen(tot, width)
-
-    def complete(combo):
-        return combo <= set(m1) and all(_key(i, j, _ORDER) in m2 for i in combo for j in combo)
-
-    return assemble(names, grouped, combos, complete, combination, start_mean, start_second, _B.of, one, how, n,
-                    group)
-
-
-def _widen(b, width):
-    if b is None:
-        return _B(np.zeros(width))
-    return _B(np.broadcast_to(b.v, (width,)).copy(), np.broadcast_to(b.e, (width,)).copy())
+    return finish(_B, names, grouped, combos, m1, m2, rho, drho, dg, extras, width, how, n, group, _B.of)
 
 
 def _terminates(mdp, tb) -> bool:
