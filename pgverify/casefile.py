@@ -571,17 +571,24 @@ class _Builder:
         self.top = top
         return top
 
+    def _header(self):
+        """What every case file starts with: its name, description, constants, and the parameters
+        with their point (``self.point``)."""
+        top = self.top
+        description = ""
+        if "description" in top and top["description"].kind == "scalar" and not top["description"].is_null:
+            description = str(top["description"].name())
+        name = self._name()
+        constants = self._constants()
+        params, point = self._parameters(constants)
+        self.point = point
+        return name, description, constants, params, point
+
     def build(self) -> Case:
         root = self.root
         top = self.read_top(TOP_KEYS, "a case")
 
-        name = self._name()
-        description = ""
-        if "description" in top and top["description"].kind == "scalar" and not top["description"].is_null:
-            description = str(top["description"].name())
-        constants = self._constants()
-        params, point = self._parameters(constants)
-        self.point = point
+        name, description, constants, params, point = self._header()
         states, terminal = self._states()
         form, policy_node = self._policy_form()
         if form == "tabular":

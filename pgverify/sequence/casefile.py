@@ -145,13 +145,7 @@ class _SequenceBuilder(_Builder):
             if key not in top:
                 self.err(key, None, f"the field {key!r} is required", hint=f"Add e.g. '{_EXAMPLE[key]}'")
 
-        name = self._name()
-        description = ""
-        if "description" in top and top["description"].kind == "scalar" and not top["description"].is_null:
-            description = str(top["description"].name())
-        constants = self._constants()
-        params, point = self._parameters(constants)
-        self.point = point
+        name, description, constants, params, point = self._header()
         eos, vocab = self._vocabulary()
         body = [t for t in vocab if t != eos]
         prompts, probs = self._prompts(constants, params, vocab)
